@@ -1,0 +1,141 @@
+// Which backends this build has, which of them work here, and new_event_loop.
+#include <backends/selector_event_loop.hpp>
+#include <core/events.hpp>
+
+#if AIO_HAVE_EPOLL
+#include <backends/epoll_selector.hpp>
+#endif
+#if AIO_HAVE_KQUEUE
+#include <backends/kqueue_selector.hpp>
+#endif
+#if AIO_HAVE_POLL
+#include <backends/poll_selector.hpp>
+#endif
+#include <backends/select_selector.hpp>
+
+#include <cstdlib>
+#include <exception>
+#include <mutex>
+#include <stdexcept>
+
+namespace aio {
+namespace {
+
+struct Backend {
+  const char* name;
+  std::unique_ptr<Selector> (*make)();
+};
+
+template <class S>
+std::unique_ptr<Selector> make() {
+  return std::make_unique<S>();
+}
+
+// Compiled in, in the order a default is chosen (epoll > kqueue > poll > select).
+constexpr Backend backends[] = {
+#if AIO_HAVE_EPOLL
+    {"epoll", make<EpollSelector>},
+#endif
+#if AIO_HAVE_KQUEUE
+    {"kqueue", make<KqueueSelector>},
+#endif
+#if AIO_HAVE_POLL
+    {"poll", make<PollSelector>},
+#endif
+    {"select", make<SelectSelector>},
+};
+
+// Every name AIO_BACKEND may carry, built here or not.
+constexpr std::string_view known_names[] = {"epoll", "kqueue", "poll", "select", "iocp", "io_uring"};
+
+// Probed once: creating a selector is what fails where a mechanism is
+// missing at run time (kqueue under some sandboxes, epoll under gVisor).
+const std::vector<const Backend*>& usable() {
+  static const std::vector<const Backend*> list = [] {
+    std::vector<const Backend*> found;
+    for (const Backend& b : backends) {
+      try {
+        b.make();
+        found.push_back(&b);
+      } catch (const std::exception&) {
+      }
+    }
+    return found;
+  }();
+  return list;
+}
+
+std::string join(const std::vector<std::string>& names) {
+  std::string out;
+  for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
+  return out.empty() ? "none" : out;
+}
+
+std::string trim(std::string_view s) {
+  auto b = s.find_first_not_of(" \t");
+  if (b == std::string_view::npos) return {};
+  return std::string(s.substr(b, s.find_last_not_of(" \t") - b + 1));
+}
+
+}  // namespace
+
+std::vector<std::string> compiled_backends() {
+  std::vector<std::string> names;
+  for (const Backend& b : backends) names.emplace_back(b.name);
+  return names;
+}
+
+std::vector<std::string> available_backends() {
+  std::vector<std::string> names;
+  for (const Backend* b : usable()) names.emplace_back(b->name);
+  return names;
+}
+
+std::string default_backend() {
+  if (usable().empty()) throw std::runtime_error("no usable event loop backend on this machine");
+  return usable().front()->name;
+}
+
+std::unique_ptr<EventLoop> new_event_loop(const LoopOptions& options) {
+  std::string spec = options.backend;
+  const char* source = "new_event_loop";
+  if (spec.empty()) {
+    if (const char* env = std::getenv("AIO_BACKEND"); env && *env) {
+      spec = env;
+      source = "AIO_BACKEND";
+    }
+  }
+  if (trim(spec).empty()) spec = default_backend();
+
+  std::vector<std::string> unusable;
+  std::string_view rest = spec;
+  while (true) {
+    auto comma = rest.find(',');
+    std::string name = trim(rest.substr(0, comma));
+    if (name.empty()) {
+      throw std::invalid_argument(std::string(source) + ": empty backend name in '" + spec +
+                                  "'; usable backends here: " + join(available_backends()));
+    }
+    bool known = false;
+    for (auto k : known_names) known = known || k == name;
+    if (!known) {
+      throw std::invalid_argument(std::string(source) + ": unknown backend '" + name +
+                                  "'; usable backends here: " + join(available_backends()));
+    }
+    for (const Backend* b : usable()) {
+      if (name == b->name) {
+        auto loop = std::make_unique<SelectorEventLoop>(b->make());
+        if (options.debug) loop->set_debug(*options.debug);
+        return loop;
+      }
+    }
+    unusable.push_back(name);
+    if (comma == std::string_view::npos) break;
+    rest.remove_prefix(comma + 1);
+  }
+  throw std::invalid_argument(std::string(source) + ": backend " + join(unusable) +
+                              " not usable here (not built in, or it failed its probe); usable backends here: " +
+                              join(available_backends()));
+}
+
+}  // namespace aio

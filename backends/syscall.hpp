@@ -1,0 +1,24 @@
+// The one place where OS failures become exceptions.
+#pragma once
+
+#include <string>
+#include <system_error>
+
+namespace aio::detail {
+
+// Throws std::system_error(code, what) in the system category (errno values
+// on POSIX, Win32/WSA codes on Windows).
+[[noreturn]] void throw_os_error(int code, const std::string& what);
+
+// The error of the last failed socket call: errno, or WSAGetLastError().
+int last_socket_error() noexcept;
+
+// Throws for the last socket error when `failed`.
+inline void check_socket_call(bool failed, const std::string& what) {
+  if (failed) throw_os_error(last_socket_error(), what);
+}
+
+// Makes sure the socket library is initialised (WSAStartup on Windows).
+void ensure_sockets_ready();
+
+}  // namespace aio::detail

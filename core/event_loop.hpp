@@ -1,0 +1,378 @@
+// EventLoop: asyncio's event loop API, independent of the I/O engine.
+//
+// The loop owns the ready queue, the timer heap, the clock, the exception
+// handler, debug mode, the default executor and the run state. Engines
+// (SelectorEventLoop over a Selector, ProactorEventLoop over a Proactor)
+// derive from it and supply only the wait for I/O and the wakeup; run_once()
+// here is the only place where callbacks run, as asyncio's
+// BaseEventLoop._run_once.
+//
+// Every method follows the asyncio documentation of the same name. Unless
+// stated otherwise, methods must be called on the thread that runs the loop
+// (debug mode checks it); call_soon_threadsafe is the way in from elsewhere.
+#pragma once
+
+#include <core/callback.hpp>
+#include <core/errors.hpp>
+#include <core/executor.hpp>
+#include <core/future.hpp>
+#include <core/handle.hpp>
+#include <core/task.hpp>
+
+#include <cmath>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <tuple>
+#include <type_traits>
+#include <unordered_set>
+#include <vector>
+
+namespace aio {
+
+// A file descriptor (POSIX) or SOCKET (Windows); -1 is never valid.
+using fd_t = std::intptr_t;
+
+// What the exception handler receives (asyncio's context dict). Members that
+// do not apply are empty.
+struct ExceptionContext {
+  std::string message;
+  std::exception_ptr exception;
+  Handle handle;     // the callback that raised
+  AnyFuture future;  // a future whose exception was never retrieved
+  AnyFuture task;    // a task that failed, or was destroyed while pending
+};
+
+using ExceptionHandler = std::function<void(EventLoop&, const ExceptionContext&)>;
+
+// Receives every task create_task makes, before it runs. It may name or record
+// the task, and must start it by calling EventLoop::start_task(task) exactly
+// once (create_task throws std::logic_error if it did not).
+using TaskFactory = std::function<void(EventLoop&, AnyTask)>;
+
+namespace detail {
+class Inbox;
+class TimerHeap;
+bool post_threadsafe(const std::shared_ptr<Inbox>& inbox, Callback callback);
+
+template <class F, class... Args>
+Callback bind_callback(F&& f, Args&&... args) {
+  if constexpr (sizeof...(Args) == 0) {
+    return Callback(std::forward<F>(f));
+  } else {
+    return Callback([fn = std::forward<F>(f), tuple = std::make_tuple(std::forward<Args>(args)...)]() mutable {
+      std::apply(fn, tuple);
+    });
+  }
+}
+
+// A callable's result, or the exception it threw, carried between threads.
+template <class R>
+struct Outcome {
+  std::optional<std::conditional_t<std::is_void_v<R>, bool, R>> value;
+  std::exception_ptr error;
+};
+}  // namespace detail
+
+class EventLoop {
+ public:
+  EventLoop(const EventLoop&) = delete;
+  EventLoop& operator=(const EventLoop&) = delete;
+  virtual ~EventLoop();
+
+  // ---- Running and stopping the loop ----------------------------------
+
+  // Runs until stop() is called. If stop() was called before, polls for I/O
+  // once with a zero timeout, runs what is ready, and returns.
+  void run_forever();
+
+  // Runs until `future` is done and returns its result (or rethrows its
+  // exception). An unstarted Task is scheduled first.
+  template <class T>
+  T run_until_complete(Future<T> future);
+
+  // Stops the loop after the current batch of callbacks.
+  void stop() noexcept { stopping_ = true; }
+  bool is_running() const noexcept { return running_; }
+  bool is_closed() const noexcept { return closed_; }
+
+  // Discards pending callbacks, drops pending tasks, shuts the default
+  // executor down without waiting and releases the engine's OS resources.
+  // Idempotent; throws std::runtime_error if the loop is running.
+  void close();
+
+  // Joins the default executor's threads (on a helper thread, so the loop
+  // keeps running); after it, run_in_executor(nullptr, ...) throws. With a
+  // timeout, stops waiting after that many seconds and logs a warning.
+  Task<void> shutdown_default_executor(std::optional<double> timeout = std::nullopt);
+
+  // ---- Scheduling callbacks -------------------------------------------
+
+  // Schedules f(args...) for the next iteration; callbacks run in FIFO order.
+  template <class F, class... Args>
+  Handle call_soon(F&& f, Args&&... args) {
+    return call_soon_impl(detail::bind_callback(std::forward<F>(f), std::forward<Args>(args)...), "call_soon");
+  }
+
+  // call_soon from any thread (or from a signal handler); wakes the loop.
+  template <class F, class... Args>
+  Handle call_soon_threadsafe(F&& f, Args&&... args) {
+    return call_soon_threadsafe_impl(detail::bind_callback(std::forward<F>(f), std::forward<Args>(args)...));
+  }
+
+  // Schedules f(args...) after `delay` seconds (a negative delay means now).
+  template <class F, class... Args>
+  TimerHandle call_later(double delay, F&& f, Args&&... args) {
+    return call_at_impl(deadline_after(delay, "call_later"),
+                        detail::bind_callback(std::forward<F>(f), std::forward<Args>(args)...), "call_later");
+  }
+
+  // Schedules f(args...) at `when`, on the time() clock.
+  template <class F, class... Args>
+  TimerHandle call_at(double when, F&& f, Args&&... args) {
+    return call_at_impl(deadline_at(when, "call_at"), detail::bind_callback(std::forward<F>(f), std::forward<Args>(args)...),
+                        "call_at");
+  }
+
+  // The loop's monotonic clock, in seconds.
+  double time() const noexcept { return static_cast<double>(now_ns()) * 1e-9; }
+
+  // ---- Futures and tasks ----------------------------------------------
+
+  template <class T = void>
+  Future<T> create_future() {
+    check_closed();
+    return Future<T>(*this);
+  }
+
+  // Schedules the coroutine to run as a task and returns it. Throws
+  // std::invalid_argument if the coroutine was already started.
+  template <class T>
+  Task<T> create_task(Task<T> coro, std::string name = {}) {
+    create_task_impl(coro.state(), std::move(name));
+    return coro;
+  }
+
+  // What a task factory calls to start the task it was given.
+  void start_task(const AnyTask& task);
+  void set_task_factory(TaskFactory factory) { task_factory_ = std::move(factory); }
+  const TaskFactory& get_task_factory() const noexcept { return task_factory_; }
+
+  // Tasks of this loop that are not done yet (asyncio.all_tasks).
+  std::vector<AnyTask> all_tasks() const;
+
+  // ---- Watching file descriptors --------------------------------------
+
+  // Calls f(args...) whenever `fd` is readable, until remove_reader(fd).
+  // Replaces an earlier reader of the same fd. Throws std::invalid_argument for
+  // a negative fd and std::system_error if the fd cannot be watched (closed,
+  // or a regular file); NotImplementedError on engines without readiness.
+  template <class F, class... Args>
+  void add_reader(fd_t fd, F&& f, Args&&... args) {
+    check_fd(fd, "add_reader");
+    add_reader_impl(fd, detail::bind_callback(std::forward<F>(f), std::forward<Args>(args)...));
+  }
+  // Stops watching; true if a reader was registered.
+  virtual bool remove_reader(fd_t fd) = 0;
+
+  template <class F, class... Args>
+  void add_writer(fd_t fd, F&& f, Args&&... args) {
+    check_fd(fd, "add_writer");
+    add_writer_impl(fd, detail::bind_callback(std::forward<F>(f), std::forward<Args>(args)...));
+  }
+  virtual bool remove_writer(fd_t fd) = 0;
+
+  // ---- Executing code in thread pools ---------------------------------
+
+  // Runs func() on `executor` (nullptr: the default thread pool, created on
+  // first use) and delivers its result or exception as a future. Cancelling
+  // the future before the work starts keeps it from running.
+  template <class F>
+    requires std::invocable<std::decay_t<F>&>
+  auto run_in_executor(Executor* executor, F&& func) -> Future<std::invoke_result_t<std::decay_t<F>&>>;
+
+  void set_default_executor(std::shared_ptr<Executor> executor);
+
+  // ---- Error handling -------------------------------------------------
+
+  // An empty handler restores the default.
+  void set_exception_handler(ExceptionHandler handler) { exception_handler_ = std::move(handler); }
+  const ExceptionHandler& get_exception_handler() const noexcept { return exception_handler_; }
+  // Logs the context at error level.
+  void default_exception_handler(const ExceptionContext& context);
+  // Calls the handler; an exception thrown by a custom handler is logged
+  // with the default one, never propagated.
+  void call_exception_handler(const ExceptionContext& context) noexcept;
+
+  // ---- Debug mode -----------------------------------------------------
+
+  // In debug mode the loop reports callbacks slower than
+  // slow_callback_duration() and throws std::runtime_error when a
+  // non-threadsafe method is called from another thread. AIO_DEBUG=1 in the
+  // environment turns it on for new loops.
+  void set_debug(bool enabled) noexcept { debug_ = enabled; }
+  bool get_debug() const noexcept { return debug_; }
+  double slow_callback_duration() const noexcept { return static_cast<double>(slow_callback_ns_) * 1e-9; }
+  void set_slow_callback_duration(double seconds);
+
+  // The engine's name ("epoll", "poll", "select", ...).
+  virtual std::string_view backend() const noexcept = 0;
+
+ protected:
+  // A replacement for the monotonic clock, in nanoseconds (for simulations
+  // and deterministic tests); empty means std::chrono::steady_clock.
+  using Clock = std::function<std::int64_t()>;
+  explicit EventLoop(Clock clock = {});
+
+  // ---- What an engine provides ----------------------------------------
+
+  // Waits for I/O at most `timeout_ns` (0: poll, -1: no limit) and hands each
+  // ready callback to add_ready(). Returning early is allowed.
+  virtual void poll_io(std::int64_t timeout_ns) = 0;
+  // Makes a concurrent or later poll_io return soon. Thread- and
+  // async-signal-safe.
+  virtual void wakeup() noexcept = 0;
+  // Releases the engine's OS resources (called once, by close()).
+  virtual void close_io() noexcept = 0;
+  virtual void add_reader_impl(fd_t fd, detail::Callback callback) = 0;
+  virtual void add_writer_impl(fd_t fd, detail::Callback callback) = 0;
+
+  // ---- What the loop offers engines -----------------------------------
+
+  // Queues a handle to run in this iteration's batch (takes a new reference).
+  void add_ready(detail::HandleState* state) {
+    detail::add_ref(state);
+    push_ready(state);
+  }
+  // A handle for a callback the engine will queue repeatedly (readers, writers).
+  Handle make_handle(detail::Callback callback);
+  void check_closed() const {
+    if (closed_) throw_closed();
+  }
+  void check_thread(const char* method) const {
+    if (debug_ && running_ && std::this_thread::get_id() != thread_id_) throw_wrong_thread(method);
+  }
+  std::int64_t now_ns() const noexcept;
+
+ private:
+  friend class Handle;
+  friend class detail::Inbox;
+  friend class detail::TaskStateBase;
+  friend class detail::FutureStateBase;
+
+  void run_once();
+  void run_handle(detail::HandleState* state);
+  void push_ready(detail::HandleState* state);
+  Handle call_soon_impl(detail::Callback callback, const char* method);
+  Handle call_soon_threadsafe_impl(detail::Callback callback);
+  TimerHandle call_at_impl(std::int64_t when_ns, detail::Callback callback, const char* method);
+  std::int64_t deadline_after(double delay, const char* method) const;
+  std::int64_t deadline_at(double when, const char* method) const;
+  void timer_cancelled() noexcept { ++cancelled_timers_; }
+  void create_task_impl(detail::FutureStateBase* task, std::string name);
+  void task_done(detail::TaskStateBase* task) noexcept;
+  void check_not_running() const;
+  template <class T>
+  void start_if_unstarted(Future<T>& future);
+  static void check_fd(fd_t fd, const char* method);
+  [[noreturn]] static void throw_closed();
+  [[noreturn]] static void throw_wrong_thread(const char* method);
+  Executor& default_executor();
+  void report_slow_callback(detail::HandleState* state, std::int64_t took_ns);
+
+  Clock clock_;
+  detail::HandlePool pool_;
+  // Ready queue: a ring buffer of handle states (each holds one reference).
+  std::vector<detail::HandleState*> ready_;
+  std::size_t ready_head_ = 0;
+  std::size_t ready_size_ = 0;
+  std::unique_ptr<detail::TimerHeap> timers_;
+  std::size_t cancelled_timers_ = 0;
+  std::uint64_t timer_seq_ = 0;
+  std::shared_ptr<detail::Inbox> inbox_;
+  std::unordered_set<detail::TaskStateBase*> pending_tasks_;  // each holds a reference
+  TaskFactory task_factory_;
+  ExceptionHandler exception_handler_;
+  std::shared_ptr<Executor> default_executor_;
+  bool executor_shutdown_called_ = false;
+  bool running_ = false;
+  bool stopping_ = false;
+  bool closed_ = false;
+  bool debug_ = false;
+  std::int64_t slow_callback_ns_ = 100'000'000;
+  std::thread::id thread_id_;
+};
+
+// ---- Template definitions -------------------------------------------------
+
+template <class T>
+void EventLoop::start_if_unstarted(Future<T>& future) {
+  if (auto* task = future.state()->as_task(); task && !task->started()) create_task_impl(future.state(), {});
+}
+
+template <class T>
+T EventLoop::run_until_complete(Future<T> future) {
+  check_closed();
+  check_not_running();
+  if (future.state()->loop() && future.state()->loop() != this)
+    throw std::invalid_argument("run_until_complete: the future belongs to a different loop");
+  start_if_unstarted(future);
+  auto id = future.add_done_callback([this](const AnyFuture&) { stop(); });
+  try {
+    run_forever();
+  } catch (...) {
+    future.remove_done_callback(id);
+    throw;
+  }
+  future.remove_done_callback(id);
+  if (!future.done()) throw std::runtime_error("Event loop stopped before Future completed.");
+  future.state()->check_result();
+  if constexpr (!std::is_void_v<T>) return detail::take_value<T>(*future.state());
+}
+
+template <class F>
+  requires std::invocable<std::decay_t<F>&>
+auto EventLoop::run_in_executor(Executor* executor, F&& func) -> Future<std::invoke_result_t<std::decay_t<F>&>> {
+  using R = std::invoke_result_t<std::decay_t<F>&>;
+  check_closed();
+  Executor& target = executor ? *executor : default_executor();
+  Future<R> future = create_future<R>();
+  // Lets a cancelled future keep work that has not started from running.
+  auto cancelled = std::make_shared<std::atomic<bool>>(false);
+  future.add_done_callback([cancelled](const AnyFuture& f) {
+    if (f.cancelled()) cancelled->store(true, std::memory_order_relaxed);
+  });
+  target.submit([fn = std::forward<F>(func), future, cancelled, inbox = inbox_]() mutable {
+    if (cancelled->load(std::memory_order_relaxed)) return;
+    auto outcome = std::make_unique<detail::Outcome<R>>();
+    try {
+      if constexpr (std::is_void_v<R>) {
+        fn();
+        outcome->value.emplace(true);
+      } else {
+        outcome->value.emplace(fn());
+      }
+    } catch (...) {
+      outcome->error = std::current_exception();
+    }
+    // Dropped if the loop closed meanwhile: nobody can observe the future then.
+    detail::post_threadsafe(inbox, [future = std::move(future), outcome = std::move(outcome)]() mutable {
+      if (future.done()) return;
+      if (outcome->error)
+        future.set_exception(outcome->error);
+      else if constexpr (std::is_void_v<R>)
+        future.set_result();
+      else
+        future.set_result(std::move(*outcome->value));
+    });
+  });
+  return future;
+}
+
+}  // namespace aio

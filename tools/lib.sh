@@ -1,0 +1,138 @@
+# shellcheck shell=bash
+# Shared helpers for tools/test and tools/demo. Source it after
+#   cd "$(dirname "$0")/.."
+# so that every path below is relative to the repository root.
+
+export AIO_ROOT
+AIO_ROOT=$(pwd -P)
+
+# Optional kqueue backend (libkqueue installed under /opt): picked up only if present.
+AIO_LIBKQUEUE=${AIO_LIBKQUEUE:-/opt/libkqueue/lib/pkgconfig}
+if [ -d "$AIO_LIBKQUEUE" ]; then
+    export PKG_CONFIG_PATH="$AIO_LIBKQUEUE${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
+    _kq_lib=$(dirname "$AIO_LIBKQUEUE")
+    export LD_LIBRARY_PATH="$_kq_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    unset _kq_lib
+fi
+
+# How many trailing log lines to show when something fails (0 = whole log).
+AIO_LOG_LINES=${AIO_LOG_LINES:-300}
+
+# show_log FILE: print (the tail of) a log file to stderr.
+show_log() {
+    local log=$1
+    [ -f "$log" ] || return 0
+    local n
+    n=$(wc -l < "$log")
+    if [ "$AIO_LOG_LINES" -gt 0 ] && [ "$n" -gt "$AIO_LOG_LINES" ]; then
+        echo "... (last $AIO_LOG_LINES of $n lines; full log: $log)" >&2
+        tail -n "$AIO_LOG_LINES" "$log" >&2
+    else
+        cat "$log" >&2
+    fi
+}
+
+# run_quiet LOG CMD...: run CMD with all output going to LOG; on failure print
+# the command and the log to stderr. Returns CMD's exit status.
+run_quiet() {
+    local log=$1 rc=0
+    shift
+    mkdir -p "$(dirname "$log")"
+    "$@" > "$log" 2>&1 < /dev/null || rc=$?
+    if [ "$rc" -ne 0 ]; then
+        echo "FAILED (exit $rc): $*" >&2
+        show_log "$log"
+    fi
+    return "$rc"
+}
+
+# as_root CMD...: run CMD as root (sudo only when not root already).
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then
+        "$@"
+    else
+        sudo "$@"
+    fi
+}
+
+AIO_PACKAGES=(meson ninja-build g++ pkg-config cmake libssl-dev doctest-dev libcli11-dev
+              nlohmann-json3-dev liburing-dev python3)
+# cmake: meson finds doctest only through its CMake config (doctest-dev has no .pc).
+# wine64 alone does not pull in /usr/bin/wine + wineboot (only "Recommends: wine").
+AIO_WIN_PACKAGES=(g++-mingw-w64-x86-64-posix wine64 wine)
+
+# ensure_packages [--no-win]: apt-get install whatever is missing (nothing if all present).
+# --no-win (or AIO_TEST_SKIP_WIN=1) leaves out the MinGW/wine packages.
+# Extra packages can be added with AIO_EXTRA_PACKAGES="a b".
+ensure_packages() {
+    local want=("${AIO_PACKAGES[@]}") missing=() p
+    if [ "${1:-}" != --no-win ] && [ "${AIO_TEST_SKIP_WIN:-0}" != 1 ]; then
+        want+=("${AIO_WIN_PACKAGES[@]}")
+    fi
+    # shellcheck disable=SC2206
+    want+=(${AIO_EXTRA_PACKAGES:-})
+    command -v dpkg-query > /dev/null || return 0   # not Debian: assume tools are there
+    for p in "${want[@]}"; do
+        if [ "$(dpkg-query -W -f='${Status}' "$p" 2> /dev/null)" != "install ok installed" ]; then
+            missing+=("$p")
+        fi
+    done
+    [ "${#missing[@]}" -eq 0 ] && return 0
+    local log
+    log=$(mktemp "${TMPDIR:-/tmp}/aiocpp-apt.XXXXXX.log")
+    run_quiet "$log" as_root apt-get update -qq || return 1
+    run_quiet "$log" as_root env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -qq --no-install-recommends "${missing[@]}" || return 1
+    rm -f "$log"
+}
+
+# configure BUILD_DIR [meson setup args...]: meson setup, only if BUILD_DIR/build.ninja
+# is missing (idempotent). Output goes to BUILD_DIR/setup.log, shown on failure.
+configure() {
+    local dir=$1
+    shift
+    [ -f "$dir/build.ninja" ] && return 0
+    local extra=()
+    # A configured dir that lost build.ninja refuses a plain re-setup.
+    [ -f "$dir/meson-private/coredata.dat" ] && extra=(--wipe)
+    mkdir -p "$dir"
+    run_quiet "$dir/setup.log" meson setup "${extra[@]}" "$dir" "$@"
+}
+
+# build BUILD_DIR: ninja, output in BUILD_DIR/build.log, shown on failure.
+build() {
+    local dir=$1
+    run_quiet "$dir/build.log" ninja -C "$dir"
+}
+
+# ensure_wine_prefix: create (once) and export a dedicated 64-bit wine prefix.
+ensure_wine_prefix() {
+    export WINEPREFIX=${AIO_WINEPREFIX:-$HOME/.cache/aiocpp-wine}
+    export WINEDEBUG=-all   # also silences Debian's "wine32 is missing" hint
+    if [ ! -f "$WINEPREFIX/system.reg" ]; then
+        mkdir -p "$(dirname "$WINEPREFIX")"
+        local log=${WINEPREFIX%/}.wineboot.log
+        # mscoree/mshtml disabled: no Mono/Gecko install attempts; DISPLAY unset: no dialogs.
+        run_quiet "$log" env WINEARCH=win64 DISPLAY= WAYLAND_DISPLAY= \
+            WINEDLLOVERRIDES='mscoree,mshtml=' wineboot -i || return 1
+        run_quiet "$log.wait" wineserver -w || true
+        rm -f "$log" "$log.wait"
+    fi
+}
+
+# wine_session_start / wine_session_stop: keep one wineserver (and wine's background
+# services) running for the whole Windows build+test. Otherwise the first wine process
+# of each test spawns services.exe/explorer.exe that inherit the test's stdout pipe,
+# and meson waits for them: +3 s per run, or a timeout with a persistent server.
+# Needs ensure_wine_prefix first.
+wine_session_start() {
+    wineserver -p < /dev/null > /dev/null 2>&1 || return 1
+    AIO_WINE_SESSION=1
+    env DISPLAY= WAYLAND_DISPLAY= wine cmd /c exit < /dev/null > /dev/null 2>&1 || true
+}
+wine_session_stop() {
+    if [ -n "${AIO_WINE_SESSION:-}" ]; then
+        wineserver -k < /dev/null > /dev/null 2>&1 || true
+        AIO_WINE_SESSION=
+    fi
+}
