@@ -1,4 +1,5 @@
 // Which backends this build has, which of them work here, and new_event_loop.
+#include <backends/registry.hpp>
 #include <backends/selector_event_loop.hpp>
 #include <core/events.hpp>
 
@@ -94,6 +95,12 @@ std::vector<std::string> available_backends() {
 std::string default_backend() {
   if (usable().empty()) throw std::runtime_error("no usable event loop backend on this machine");
   return usable().front()->name;
+}
+
+std::unique_ptr<Selector> detail::make_selector(std::string_view name) {
+  for (const Backend& b : backends)
+    if (name == b.name) return b.make();
+  throw std::invalid_argument("make_selector: no selector named '" + std::string(name) + "' in this build");
 }
 
 std::unique_ptr<EventLoop> new_event_loop(const LoopOptions& options) {

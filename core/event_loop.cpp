@@ -140,6 +140,8 @@ EventLoop::~EventLoop() {
   }
 }
 
+std::size_t EventLoop::timer_count() const noexcept { return timers_->size(); }
+
 std::int64_t EventLoop::now_ns() const noexcept { return clock_ ? clock_() : steady_now_ns(); }
 
 // ---- Run state --------------------------------------------------------------

@@ -140,6 +140,10 @@ class EventLoop {
                         "call_at");
   }
 
+  // Timers in the heap, cancelled ones not purged yet included (diagnostics:
+  // the heap is compacted once cancelled timers are most of it).
+  std::size_t timer_count() const noexcept;
+
   // The loop's monotonic clock, in seconds.
   double time() const noexcept { return static_cast<double>(now_ns()) * 1e-9; }
 

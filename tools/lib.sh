@@ -55,9 +55,8 @@ as_root() {
     fi
 }
 
-AIO_PACKAGES=(meson ninja-build g++ pkg-config cmake libssl-dev doctest-dev libcli11-dev
+AIO_PACKAGES=(meson ninja-build g++ pkg-config libssl-dev doctest-dev libcli11-dev
               nlohmann-json3-dev liburing-dev python3)
-# cmake: meson finds doctest only through its CMake config (doctest-dev has no .pc).
 # wine64 alone does not pull in /usr/bin/wine + wineboot (only "Recommends: wine").
 AIO_WIN_PACKAGES=(g++-mingw-w64-x86-64-posix wine64 wine)
 

@@ -1,0 +1,167 @@
+#include "support.hpp"
+
+#include <core/log.hpp>
+
+#include <cstdio>
+#include <stdexcept>
+
+#ifdef _WIN32
+#include <winsock2.h>
+#include <ws2tcpip.h>
+#include <fcntl.h>
+#include <io.h>
+#else
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#endif
+
+namespace test {
+
+std::unique_ptr<aio::EventLoop> make_loop() { return aio::new_event_loop(); }
+
+void run_until(aio::EventLoop& loop, const std::function<bool()>& done, double timeout) {
+  double deadline = loop.time() + timeout;
+  aio::Handle tick;
+  std::function<void()> check = [&] {
+    if (done() || loop.time() > deadline)
+      loop.stop();
+    else
+      tick = loop.call_later(0.001, [&] { check(); });
+  };
+  loop.call_soon([&] { check(); });
+  loop.run_forever();
+  tick.cancel();
+  REQUIRE_MESSAGE(done(), "condition not met within ", timeout, " s");
+}
+
+void FakeSelector::select(std::int64_t timeout_ns, std::vector<aio::SelectorEvent>& out) {
+  out.clear();
+  timeouts.push_back(timeout_ns);
+  if (timeout_ns < 0) throw std::logic_error("FakeSelector: the loop would block forever");
+  clock_->now_ns += timeout_ns;
+}
+
+VirtualLoop make_virtual_loop() {
+  VirtualLoop v;
+  auto selector = std::make_unique<FakeSelector>(v.clock);
+  v.selector = selector.get();
+  auto clock = v.clock;
+  v.loop = std::make_unique<aio::SelectorEventLoop>(std::move(selector), [clock] { return clock->now_ns; });
+  return v;
+}
+
+CaptureLog::CaptureLog() {
+  previous_ = aio::set_log_sink([this](aio::LogLevel level, std::string_view message) {
+    lines.emplace_back(level, std::string(message));
+  });
+}
+
+CaptureLog::~CaptureLog() { aio::set_log_sink(std::move(previous_)); }
+
+bool CaptureLog::contains(const std::string& needle) const {
+  for (const auto& [level, line] : lines)
+    if (line.find(needle) != std::string::npos) return true;
+  return false;
+}
+
+CaptureErrors::CaptureErrors(aio::EventLoop& loop) {
+  loop.set_exception_handler([this](aio::EventLoop&, const aio::ExceptionContext& c) { contexts.push_back(c); });
+}
+
+#ifdef _WIN32
+
+SocketPair::SocketPair() {
+  WSADATA data;
+  WSAStartup(MAKEWORD(2, 2), &data);
+  SOCKET listener = socket(AF_INET, SOCK_STREAM, IPPROTO_TCP);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  int len = sizeof addr;
+  bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  listen(listener, 1);
+  getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
+  SOCKET client = socket(AF_INET, SOCK_STREAM, IPPROTO_TCP);
+  connect(client, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  SOCKET server = accept(listener, nullptr, nullptr);
+  closesocket(listener);
+  u_long on = 1;
+  ioctlsocket(client, FIONBIO, &on);
+  ioctlsocket(server, FIONBIO, &on);
+  REQUIRE(client != INVALID_SOCKET);
+  REQUIRE(server != INVALID_SOCKET);
+  a = static_cast<aio::fd_t>(client);
+  b = static_cast<aio::fd_t>(server);
+}
+
+SocketPair::~SocketPair() {
+  closesocket(static_cast<SOCKET>(a));
+  closesocket(static_cast<SOCKET>(b));
+}
+
+void SocketPair::send_byte(aio::fd_t fd, char byte) { REQUIRE(send(static_cast<SOCKET>(fd), &byte, 1, 0) == 1); }
+
+int SocketPair::recv_all(aio::fd_t fd) {
+  char buf[4096];
+  int total = 0, n;
+  while ((n = recv(static_cast<SOCKET>(fd), buf, sizeof buf, 0)) > 0) total += n;
+  return total;
+}
+
+int open_fd_count() { return -1; }
+
+RegularFile::RegularFile() {}  // Winsock's select takes sockets only: any file handle is "not pollable"
+RegularFile::~RegularFile() {}
+
+#else
+
+SocketPair::SocketPair() {
+  int fds[2];
+  REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) == 0);
+  a = fds[0];
+  b = fds[1];
+}
+
+SocketPair::~SocketPair() {
+  close(static_cast<int>(a));
+  close(static_cast<int>(b));
+}
+
+void SocketPair::send_byte(aio::fd_t fd, char byte) { REQUIRE(write(static_cast<int>(fd), &byte, 1) == 1); }
+
+int SocketPair::recv_all(aio::fd_t fd) {
+  char buf[4096];
+  int total = 0;
+  ssize_t n;
+  while ((n = read(static_cast<int>(fd), buf, sizeof buf)) > 0) total += static_cast<int>(n);
+  return total;
+}
+
+int open_fd_count() {
+  DIR* dir = opendir("/proc/self/fd");
+  if (!dir) dir = opendir("/dev/fd");
+  if (!dir) return -1;
+  int count = 0;
+  while (readdir(dir)) ++count;
+  closedir(dir);
+  return count;
+}
+
+RegularFile::RegularFile() {
+  char name[] = "/tmp/aiocpp-test-XXXXXX";
+  int fd = mkstemp(name);
+  REQUIRE(fd >= 0);
+  this->fd = fd;
+  path = name;
+}
+
+RegularFile::~RegularFile() {
+  close(static_cast<int>(fd));
+  unlink(path.c_str());
+}
+
+#endif
+
+}  // namespace test

@@ -1,0 +1,106 @@
+// Shared by the behaviour suites: loops on the backend under test, a bounded
+// runner, a fake selector with a virtual clock, and small OS helpers.
+#pragma once
+
+#include <backends/selector.hpp>
+#include <backends/selector_event_loop.hpp>
+#include <core/aio.hpp>
+#include <doctest.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace test {
+
+// A new loop on the backend this run tests (AIO_BACKEND, set per Meson test).
+std::unique_ptr<aio::EventLoop> make_loop();
+
+// Runs `task` on `loop`, failing the test instead of hanging after `timeout` seconds.
+template <class T>
+T run(aio::EventLoop& loop, aio::Task<T> task, double timeout = 10.0) {
+  return loop.run_until_complete(aio::wait_for(loop.create_task(std::move(task)), timeout));
+}
+
+// Runs the loop until `done()` is true, at most `timeout` seconds (then fails).
+void run_until(aio::EventLoop& loop, const std::function<bool()>& done, double timeout = 10.0);
+
+// A clock the test moves by hand.
+struct VirtualClock {
+  std::int64_t now_ns = 1'000'000'000;
+};
+
+// A selector with no OS behind it: select() records the timeout it was given
+// and advances the virtual clock by it, so timer tests are deterministic.
+class FakeSelector final : public aio::Selector {
+ public:
+  explicit FakeSelector(std::shared_ptr<VirtualClock> clock) : clock_(std::move(clock)) {}
+  std::string_view name() const noexcept override { return "fake"; }
+  void register_fd(aio::fd_t fd, std::uint32_t events, void* data) override { registered.push_back({fd, events, data}); }
+  void modify(aio::fd_t, std::uint32_t, void*) override {}
+  void unregister(aio::fd_t) noexcept override {}
+  void select(std::int64_t timeout_ns, std::vector<aio::SelectorEvent>& out) override;
+
+  struct Registration {
+    aio::fd_t fd;
+    std::uint32_t events;
+    void* data;
+  };
+  std::vector<Registration> registered;
+  std::vector<std::int64_t> timeouts;  // every select() timeout, in ns
+
+ private:
+  std::shared_ptr<VirtualClock> clock_;
+};
+
+struct VirtualLoop {
+  std::shared_ptr<VirtualClock> clock = std::make_shared<VirtualClock>();
+  FakeSelector* selector = nullptr;  // owned by the loop
+  std::unique_ptr<aio::SelectorEventLoop> loop;
+};
+VirtualLoop make_virtual_loop();
+
+// Collects log lines (slow callbacks, default exception handler) while alive.
+class CaptureLog {
+ public:
+  CaptureLog();
+  ~CaptureLog();
+  bool contains(const std::string& needle) const;
+  std::vector<std::pair<aio::LogLevel, std::string>> lines;
+
+ private:
+  aio::LogSink previous_;
+};
+
+// Collects exception-handler contexts of one loop.
+struct CaptureErrors {
+  explicit CaptureErrors(aio::EventLoop& loop);
+  std::vector<aio::ExceptionContext> contexts;
+};
+
+// A connected pair of stream sockets (socketpair on POSIX, loopback TCP on Windows).
+struct SocketPair {
+  SocketPair();
+  ~SocketPair();
+  SocketPair(const SocketPair&) = delete;
+  SocketPair& operator=(const SocketPair&) = delete;
+  void send_byte(aio::fd_t fd, char byte = 'x');
+  int recv_all(aio::fd_t fd);  // reads what is there without blocking; returns the count
+  aio::fd_t a = -1, b = -1;
+};
+
+// Descriptors open in this process, or -1 where the platform cannot tell.
+int open_fd_count();
+// A descriptor of a regular file (kept open until the returned object dies).
+struct RegularFile {
+  RegularFile();
+  ~RegularFile();
+  aio::fd_t fd = -1;
+  std::string path;
+};
+
+}  // namespace test
