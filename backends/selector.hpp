@@ -20,8 +20,9 @@
 // - select() waits at most `timeout_ns` (-1: no limit, 0: poll), rounding a
 //   timeout up to the mechanism's resolution so that it never wakes early
 //   only because of rounding; an early return (signal, spurious wakeup) is
-//   allowed. It clears `out`, then appends one event per ready descriptor,
-//   carrying the `data` given at registration and the ready subset of its
+//   allowed. It clears `out`, then appends events for the ready descriptors
+//   (one ready both ways may come as one event or two), each carrying the
+//   `data` given at registration and the ready subset of its
 //   interest; an error or hang-up may be reported as both, whatever the
 //   interest (the loop runs only what is registered).
 // - A Selector is used from one thread; it owns its OS resources and

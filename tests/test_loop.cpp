@@ -250,6 +250,12 @@ TEST_CASE("call_soon_threadsafe on a closed loop raises from another thread too"
 TEST_CASE("the loop holds a fixed, small number of fds while open and none after close") {
   int before = test::open_fd_count();
   if (before < 0) return;  // the platform cannot count them (Windows)
+#ifdef __linux__
+  // kqueue on Linux is libkqueue's emulation (2.7), which keeps process-wide
+  // descriptors and frees those of a closed kqueue later, from its monitor
+  // thread: a per-loop count cannot be observed there. Real kqueue holds one.
+  if (aio::new_event_loop()->backend() == "kqueue") return;
+#endif
   auto loop = make_loop();
   int open = test::open_fd_count() - before;
   CHECK(open >= 1);
