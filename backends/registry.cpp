@@ -114,21 +114,26 @@ std::unique_ptr<EventLoop> new_event_loop(const LoopOptions& options) {
   }
   if (trim(spec).empty()) spec = default_backend();
 
-  std::vector<std::string> unusable;
+  // Every name is checked before any is tried: a typo later in the list is
+  // an error even when an earlier name works here.
+  std::vector<std::string> names;
   std::string_view rest = spec;
-  while (true) {
+  for (;;) {
     auto comma = rest.find(',');
     std::string name = trim(rest.substr(0, comma));
-    if (name.empty()) {
+    if (name.empty())
       throw std::invalid_argument(std::string(source) + ": empty backend name in '" + spec +
                                   "'; usable backends here: " + join(available_backends()));
-    }
     bool known = false;
     for (auto k : known_names) known = known || k == name;
-    if (!known) {
+    if (!known)
       throw std::invalid_argument(std::string(source) + ": unknown backend '" + name +
                                   "'; usable backends here: " + join(available_backends()));
-    }
+    names.push_back(std::move(name));
+    if (comma == std::string_view::npos) break;
+    rest.remove_prefix(comma + 1);
+  }
+  for (const std::string& name : names) {
     for (const Backend* b : usable()) {
       if (name == b->name) {
         auto loop = std::make_unique<SelectorEventLoop>(b->make());
@@ -136,10 +141,8 @@ std::unique_ptr<EventLoop> new_event_loop(const LoopOptions& options) {
         return loop;
       }
     }
-    unusable.push_back(name);
-    if (comma == std::string_view::npos) break;
-    rest.remove_prefix(comma + 1);
   }
+  std::vector<std::string>& unusable = names;
   throw std::invalid_argument(std::string(source) + ": backend " + join(unusable) +
                               " not usable here (not built in, or it failed its probe); usable backends here: " +
                               join(available_backends()));
