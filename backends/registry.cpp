@@ -80,6 +80,8 @@ std::string trim(std::string_view s) {
 
 }  // namespace
 
+const char* version() noexcept { return AIOCPP_VERSION; }
+
 std::vector<std::string> compiled_backends() {
   std::vector<std::string> names;
   for (const Backend& b : backends) names.emplace_back(b.name);

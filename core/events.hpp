@@ -24,14 +24,17 @@ void set_event_loop(EventLoop* loop);
 struct LoopOptions {
   // A backend name or a comma list tried in order ("epoll", "poll,select").
   // Empty: the AIO_BACKEND environment variable, else the platform default.
-  std::string backend;
+  std::string backend = {};
   // Debug mode; unset: AIO_DEBUG=1 in the environment turns it on.
-  std::optional<bool> debug;
+  std::optional<bool> debug = std::nullopt;
 };
 
 // A new loop on the chosen backend. Throws std::invalid_argument naming the
 // usable backends when the choice is unknown or unusable here.
 std::unique_ptr<EventLoop> new_event_loop(const LoopOptions& options = {});
+
+// The library's version ("0.1.0").
+const char* version() noexcept;
 
 // Backends built into this library, in preference order.
 std::vector<std::string> compiled_backends();

@@ -1,0 +1,57 @@
+// aio-info: the library version and the event loop backends here.
+#include <core/aio.hpp>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <iostream>
+#include <string>
+
+namespace {
+
+std::string join(const std::vector<std::string>& names) {
+  std::string out;
+  for (const auto& n : names) out += (out.empty() ? "" : " ") + n;
+  return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"aio-info: aiocpp's version and the event loop backends compiled in and usable here"};
+  bool as_json = false;
+  app.add_flag("--json", as_json, "Print one JSON object");
+  CLI11_PARSE(app, argc, argv);
+
+  try {
+    // What new_event_loop() picks now: AIO_BACKEND if set, else the default.
+    auto loop = aio::new_event_loop();
+    std::string selected(loop->backend());
+    loop->close();
+    const char* env = std::getenv("AIO_BACKEND");
+    if (as_json) {
+      nlohmann::json out = {
+          {"version", aio::version()},
+          {"compiled", aio::compiled_backends()},
+          {"available", aio::available_backends()},
+          {"default", aio::default_backend()},
+          {"selected", selected},
+          {"AIO_BACKEND", env ? nlohmann::json(env) : nlohmann::json(nullptr)},
+      };
+      std::cout << out.dump() << '\n';
+    } else {
+      std::cout << "aiocpp " << aio::version() << '\n'
+                << "compiled:  " << join(aio::compiled_backends()) << '\n'
+                << "available: " << join(aio::available_backends()) << '\n'
+                << "default:   " << aio::default_backend() << '\n'
+                << "selected:  " << selected << (env && *env ? " (AIO_BACKEND)" : "") << '\n';
+    }
+  } catch (const std::exception& e) {
+    std::cerr << "aio-info: " << e.what() << '\n';
+    return 1;
+  }
+  return 0;
+}
