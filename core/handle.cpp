@@ -13,19 +13,52 @@ namespace detail {
 // The pool of the loop running on this thread: released states go back to it.
 thread_local HandlePool* tls_pool = nullptr;
 
+struct Slab {
+  static constexpr std::size_t capacity = 256;
+  // Slots not yet given back, plus one while the pool carves from the slab.
+  std::atomic<std::size_t> refs{capacity + 1};
+  alignas(HandleState) unsigned char slots[capacity][sizeof(HandleState)];
+
+  HandleState* slot(std::size_t i) noexcept { return reinterpret_cast<HandleState*>(slots[i]); }
+  void release(std::size_t n = 1) noexcept {
+    if (refs.fetch_sub(n, std::memory_order_acq_rel) == n) delete this;
+  }
+};
+
+namespace {
+void give_back(HandleState* state) noexcept {
+  Slab* slab = state->slab;
+  state->~HandleState();
+  slab->release();
+}
+}  // namespace
+
 HandlePool::~HandlePool() {
-  while (free_) delete std::exchange(free_, free_->next_free);
+  while (free_) give_back(std::exchange(free_, free_->next_free));
+  // Slots never carved, and the pool's own reference.
+  if (slab_) slab_->release(Slab::capacity - carved_ + 1);
+}
+
+HandleState* HandlePool::carve() {
+  if (!slab_ || carved_ == Slab::capacity) {
+    if (slab_) slab_->release();  // the pool's reference: carved out
+    slab_ = new Slab;
+    carved_ = 0;
+  }
+  auto* state = new (slab_->slot(carved_++)) HandleState;
+  state->slab = slab_;
+  return state;
 }
 
 HandleState* HandlePool::acquire() {
-  if (!free_) return new HandleState;
+  if (!free_) return carve();
   --cached_;
   return std::exchange(free_, free_->next_free);
 }
 
 void HandlePool::put(HandleState* state) noexcept {
   if (cached_ >= max_cached) {
-    delete state;
+    give_back(state);
     return;
   }
   state->refs.store(1, std::memory_order_relaxed);
@@ -38,10 +71,12 @@ void HandlePool::put(HandleState* state) noexcept {
 
 void destroy_handle_state(HandleState* state) noexcept {
   state->callback.reset();
-  if (tls_pool)
+  if (!state->slab)
+    delete state;
+  else if (tls_pool)
     tls_pool->put(state);
   else
-    delete state;
+    give_back(state);
 }
 
 std::string callable_name(const std::type_info& type) {

@@ -18,6 +18,8 @@ class EventLoop;
 
 namespace detail {
 
+struct Slab;
+
 struct HandleState {
   // Atomic because call_soon_threadsafe hands a handle to another thread
   // while the loop holds its own reference.
@@ -30,11 +32,15 @@ struct HandleState {
   std::uint64_t seq = 0;  // timers: scheduling order, breaks ties between equal deadlines
   EventLoop* loop = nullptr;
   HandleState* next_free = nullptr;
+  Slab* slab = nullptr;  // null: allocated alone (by call_soon_threadsafe)
   Callback callback;
 };
 
-// A free list of handle states, owned by one loop and touched only on the
-// thread running it.
+// Handle states of one loop: carved from slabs of many states (one
+// allocation for all of them) and recycled through a free list. Only the
+// thread running the loop touches the pool; a state released anywhere else,
+// or after the pool is gone, gives its slot back to its slab, which is freed
+// when its last slot is.
 class HandlePool {
  public:
   HandlePool() = default;
@@ -46,9 +52,13 @@ class HandlePool {
   void put(HandleState* state) noexcept;
 
  private:
-  static constexpr std::size_t max_cached = 4096;
+  HandleState* carve();
+
+  static constexpr std::size_t max_cached = 65536;
   HandleState* free_ = nullptr;
   std::size_t cached_ = 0;
+  Slab* slab_ = nullptr;  // where new states are carved from
+  std::size_t carved_ = 0;
 };
 
 inline void add_ref(HandleState* state) noexcept { state->refs.fetch_add(1, std::memory_order_relaxed); }
