@@ -1,10 +1,10 @@
 #include <backends/kqueue_selector.hpp>
 #include <backends/syscall.hpp>
 
+#include <fcntl.h>
 #include <sys/event.h>
 #include <sys/stat.h>
 #include <sys/time.h>
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -65,7 +65,8 @@ void KqueueSelector::register_fd(fd_t fd, std::uint32_t events, void* data) {
   if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode))
     detail::throw_os_error(EPERM, "kqueue: fd " + std::to_string(fd) +
                                       " cannot be watched (regular files and directories are always ready)");
-  if (state_->interest.count(fd)) detail::throw_os_error(EEXIST, "kqueue: fd " + std::to_string(fd) + " is already registered");
+  if (state_->interest.count(fd))
+    detail::throw_os_error(EEXIST, "kqueue: fd " + std::to_string(fd) + " is already registered");
   if (apply(kq_, state_->changes, fd, 0, events, true, data) != 0) {
     int error = errno;
     apply(kq_, state_->changes, fd, events, 0, false, nullptr);  // undo a half-done registration

@@ -39,7 +39,8 @@ void PollSelector::register_fd(fd_t fd, std::uint32_t events, void* data) {
   if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode))
     detail::throw_os_error(EPERM, "poll: fd " + std::to_string(fd) +
                                       " cannot be watched (regular files and directories are always ready)");
-  if (table_->index.count(fd)) detail::throw_os_error(EEXIST, "poll: fd " + std::to_string(fd) + " is already registered");
+  if (table_->index.count(fd))
+    detail::throw_os_error(EEXIST, "poll: fd " + std::to_string(fd) + " is already registered");
   table_->index.emplace(fd, table_->fds.size());
   table_->fds.push_back(pollfd{static_cast<int>(fd), to_poll(events), 0});
   table_->data.push_back(data);

@@ -145,9 +145,9 @@ std::unique_ptr<EventLoop> new_event_loop(const LoopOptions& options) {
     }
   }
   std::vector<std::string>& unusable = names;
-  throw std::invalid_argument(std::string(source) + ": backend " + join(unusable) +
-                              " not usable here (not built in, or it failed its probe); usable backends here: " +
-                              join(available_backends()));
+  throw std::invalid_argument(
+      std::string(source) + ": backend " + join(unusable) +
+      " not usable here (not built in, or it failed its probe); usable backends here: " + join(available_backends()));
 }
 
 }  // namespace aio

@@ -82,7 +82,10 @@ void SelectSelector::select(std::int64_t timeout_ns, std::vector<SelectorEvent>&
   auto& s = *sets_;
   if (s.interests.empty()) {
     // select() with no sockets fails with WSAEINVAL instead of sleeping.
-    if (timeout_ns != 0) Sleep(timeout_ns < 0 ? INFINITE : static_cast<DWORD>(std::min<std::int64_t>((timeout_ns + 999'999) / 1'000'000, INFINITE - 1)));
+    if (timeout_ns != 0)
+      Sleep(timeout_ns < 0
+                ? INFINITE
+                : static_cast<DWORD>(std::min<std::int64_t>((timeout_ns + 999'999) / 1'000'000, INFINITE - 1)));
     return;
   }
   s.read.fill(s.interests, EVENT_READ);
@@ -163,8 +166,8 @@ void SelectSelector::select(std::int64_t timeout_ns, std::vector<SelectorEvent>&
   s.read.assign(s.want_read);
   s.write.assign(s.want_write);
   timeval tv = to_timeval(timeout_ns);
-  int n = ::select(static_cast<int>(s.max_fd + 1), s.read.get(), s.write.get(), nullptr,
-                   timeout_ns < 0 ? nullptr : &tv);
+  int n =
+      ::select(static_cast<int>(s.max_fd + 1), s.read.get(), s.write.get(), nullptr, timeout_ns < 0 ? nullptr : &tv);
   if (n < 0) {
     if (errno == EINTR) return;
     detail::throw_os_error(errno, "select");

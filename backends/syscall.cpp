@@ -9,9 +9,7 @@
 
 namespace aio::detail {
 
-void throw_os_error(int code, const std::string& what) {
-  throw std::system_error(code, std::system_category(), what);
-}
+void throw_os_error(int code, const std::string& what) { throw std::system_error(code, std::system_category(), what); }
 
 #ifdef _WIN32
 int last_socket_error() noexcept { return WSAGetLastError(); }

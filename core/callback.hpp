@@ -24,9 +24,9 @@ class UniqueFunction<R(Args...), InlineSize> {
   UniqueFunction() noexcept = default;
 
   template <class F>
-    requires(!std::is_same_v<std::remove_cvref_t<F>, UniqueFunction> &&
-             std::is_invocable_r_v<R, std::decay_t<F>&, Args...>)
-  UniqueFunction(F&& f) {  // NOLINT(google-explicit-constructor): a callable converts implicitly
+  requires(!std::is_same_v<std::remove_cvref_t<F>, UniqueFunction> &&
+           std::is_invocable_r_v<R, std::decay_t<F>&, Args...>)
+      UniqueFunction(F&& f) {  // NOLINT(google-explicit-constructor): a callable converts implicitly
     using Target = std::decay_t<F>;
     if constexpr (fits_inline<Target>) {
       ::new (static_cast<void*>(storage_)) Target(std::forward<F>(f));
@@ -80,9 +80,8 @@ class UniqueFunction<R(Args...), InlineSize> {
   };
 
   template <class T>
-  static constexpr bool fits_inline = sizeof(T) <= InlineSize &&
-                                      alignof(T) <= alignof(std::max_align_t) &&
-                                      std::is_nothrow_move_constructible_v<T>;
+  static constexpr bool fits_inline =
+      sizeof(T) <= InlineSize && alignof(T) <= alignof(std::max_align_t) && std::is_nothrow_move_constructible_v<T>;
 
   template <class T>
   static constexpr Ops inline_ops{

@@ -154,13 +154,15 @@ void EventLoop::check_not_running() const {
 void EventLoop::throw_closed() { throw std::runtime_error("Event loop is closed"); }
 
 void EventLoop::throw_wrong_thread(const char* method) {
-  throw std::runtime_error(std::string("Non-thread-safe operation invoked on an event loop other than the current one: ") +
-                           method + "() called from another thread; use call_soon_threadsafe()");
+  throw std::runtime_error(
+      std::string("Non-thread-safe operation invoked on an event loop other than the current one: ") + method +
+      "() called from another thread; use call_soon_threadsafe()");
 }
 
 void EventLoop::check_fd(fd_t fd, const char* method) {
-  if (fd < 0) throw std::invalid_argument(std::string(method) + ": invalid file descriptor " + std::to_string(fd) +
-                                          " (must be >= 0)");
+  if (fd < 0)
+    throw std::invalid_argument(std::string(method) + ": invalid file descriptor " + std::to_string(fd) +
+                                " (must be >= 0)");
 }
 
 void EventLoop::run_forever() {
@@ -367,7 +369,8 @@ void EventLoop::create_task_impl(detail::FutureStateBase* state, std::string nam
   check_closed();
   detail::TaskStateBase* task = state->as_task();
   if (task->started())
-    throw std::invalid_argument("create_task: this coroutine was already started (scheduled or awaited); a coroutine runs once");
+    throw std::invalid_argument(
+        "create_task: this coroutine was already started (scheduled or awaited); a coroutine runs once");
   static std::atomic<std::uint64_t> task_counter{0};
   task->start_as_task(*this);
   task->name_ = name.empty() ? "Task-" + std::to_string(++task_counter) : std::move(name);
@@ -437,8 +440,8 @@ Task<void> EventLoop::shutdown_default_executor(std::optional<double> timeout) {
     timed_out = true;
   }
   if (timed_out) {
-    log(LogLevel::warning, "The executor did not finish joining its threads within " + std::to_string(*timeout) +
-                               " seconds.");
+    log(LogLevel::warning,
+        "The executor did not finish joining its threads within " + std::to_string(*timeout) + " seconds.");
     joiner.detach();
   } else {
     joiner.join();
@@ -490,7 +493,8 @@ EventLoop& get_running_loop() {
 EventLoop& get_event_loop() {
   if (detail::tls_running_loop) return *detail::tls_running_loop;
   if (detail::tls_current_loop) return *detail::tls_current_loop;
-  throw std::runtime_error("There is no current event loop in this thread; use aio::run(), or new_event_loop() and set_event_loop()");
+  throw std::runtime_error(
+      "There is no current event loop in this thread; use aio::run(), or new_event_loop() and set_event_loop()");
 }
 
 void set_event_loop(EventLoop* loop) { detail::tls_current_loop = loop; }

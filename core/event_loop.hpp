@@ -78,6 +78,54 @@ struct Outcome {
   std::optional<std::conditional_t<std::is_void_v<R>, bool, R>> value;
   std::exception_ptr error;
 };
+
+// One run_in_executor call, as the executor holds it: runs the callable and
+// posts its outcome to the loop. Destroyed without having run (an executor
+// dropping queued work at shutdown), it cancels the future instead, as
+// concurrent.futures does, so nobody waits for it forever.
+template <class F, class R>
+struct ExecutorWork {
+  F fn;
+  Future<R> future;
+  std::shared_ptr<std::atomic<bool>> cancelled;
+  std::shared_ptr<Inbox> inbox;
+
+  ExecutorWork(F f, Future<R> fut, std::shared_ptr<std::atomic<bool>> flag, std::shared_ptr<Inbox> box)
+      : fn(std::move(f)), future(std::move(fut)), cancelled(std::move(flag)), inbox(std::move(box)) {}
+  ExecutorWork(ExecutorWork&&) noexcept = default;
+  ExecutorWork& operator=(ExecutorWork&&) = delete;
+
+  ~ExecutorWork() {
+    if (!future) return;  // ran, or moved from
+    // Dropped if the loop closed meanwhile: nobody can observe the future then.
+    post_threadsafe(inbox, [future = std::move(future)]() mutable { future.cancel(); });
+  }
+
+  void operator()() {
+    Future<R> target = std::move(future);
+    if (cancelled->load(std::memory_order_relaxed)) return;
+    auto outcome = std::make_unique<Outcome<R>>();
+    try {
+      if constexpr (std::is_void_v<R>) {
+        fn();
+        outcome->value.emplace(true);
+      } else {
+        outcome->value.emplace(fn());
+      }
+    } catch (...) {
+      outcome->error = std::current_exception();
+    }
+    post_threadsafe(inbox, [target = std::move(target), outcome = std::move(outcome)]() mutable {
+      if (target.done()) return;
+      if (outcome->error)
+        target.set_exception(outcome->error);
+      else if constexpr (std::is_void_v<R>)
+        target.set_result();
+      else
+        target.set_result(std::move(*outcome->value));
+    });
+  }
+};
 }  // namespace detail
 
 class EventLoop {
@@ -136,8 +184,8 @@ class EventLoop {
   // Schedules f(args...) at `when`, on the time() clock.
   template <class F, class... Args>
   TimerHandle call_at(double when, F&& f, Args&&... args) {
-    return call_at_impl(deadline_at(when, "call_at"), detail::bind_callback(std::forward<F>(f), std::forward<Args>(args)...),
-                        "call_at");
+    return call_at_impl(deadline_at(when, "call_at"),
+                        detail::bind_callback(std::forward<F>(f), std::forward<Args>(args)...), "call_at");
   }
 
   // Timers in the heap, cancelled ones not purged yet included (diagnostics:
@@ -198,8 +246,8 @@ class EventLoop {
   // first use) and delivers its result or exception as a future. Cancelling
   // the future before the work starts keeps it from running.
   template <class F>
-    requires std::invocable<std::decay_t<F>&>
-  auto run_in_executor(Executor* executor, F&& func) -> Future<std::invoke_result_t<std::decay_t<F>&>>;
+  requires std::invocable < std::decay_t<F>
+  & > auto run_in_executor(Executor* executor, F&& func) -> Future<std::invoke_result_t<std::decay_t<F>&>>;
 
   void set_default_executor(std::shared_ptr<Executor> executor);
 
@@ -341,8 +389,8 @@ T EventLoop::run_until_complete(Future<T> future) {
 }
 
 template <class F>
-  requires std::invocable<std::decay_t<F>&>
-auto EventLoop::run_in_executor(Executor* executor, F&& func) -> Future<std::invoke_result_t<std::decay_t<F>&>> {
+requires std::invocable < std::decay_t<F>
+& > auto EventLoop::run_in_executor(Executor* executor, F&& func) -> Future<std::invoke_result_t<std::decay_t<F>&>> {
   using R = std::invoke_result_t<std::decay_t<F>&>;
   check_closed();
   Executor& target = executor ? *executor : default_executor();
@@ -352,30 +400,7 @@ auto EventLoop::run_in_executor(Executor* executor, F&& func) -> Future<std::inv
   future.add_done_callback([cancelled](const AnyFuture& f) {
     if (f.cancelled()) cancelled->store(true, std::memory_order_relaxed);
   });
-  target.submit([fn = std::forward<F>(func), future, cancelled, inbox = inbox_]() mutable {
-    if (cancelled->load(std::memory_order_relaxed)) return;
-    auto outcome = std::make_unique<detail::Outcome<R>>();
-    try {
-      if constexpr (std::is_void_v<R>) {
-        fn();
-        outcome->value.emplace(true);
-      } else {
-        outcome->value.emplace(fn());
-      }
-    } catch (...) {
-      outcome->error = std::current_exception();
-    }
-    // Dropped if the loop closed meanwhile: nobody can observe the future then.
-    detail::post_threadsafe(inbox, [future = std::move(future), outcome = std::move(outcome)]() mutable {
-      if (future.done()) return;
-      if (outcome->error)
-        future.set_exception(outcome->error);
-      else if constexpr (std::is_void_v<R>)
-        future.set_result();
-      else
-        future.set_result(std::move(*outcome->value));
-    });
-  });
+  target.submit(detail::ExecutorWork<std::decay_t<F>, R>{std::forward<F>(func), future, std::move(cancelled), inbox_});
   return future;
 }
 

@@ -29,8 +29,8 @@ void FutureStateBase::report_unretrieved() noexcept {
   ExceptionContext context;
   context.exception = exception_;
   if (as_task()) {
-    context.message = status_ == Status::pending ? "Task was destroyed but it is pending!"
-                                                 : "Task exception was never retrieved";
+    context.message =
+        status_ == Status::pending ? "Task was destroyed but it is pending!" : "Task exception was never retrieved";
     context.task = AnyFuture(this);
   } else {
     context.message = "Future exception was never retrieved";

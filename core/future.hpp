@@ -166,8 +166,7 @@ class AnyFuture {
   // Schedules `callback(future)` once the future is done (at once if it is).
   // Returns an id for remove_done_callback.
   template <class F>
-    requires std::invocable<F&, const AnyFuture&>
-  std::uint64_t add_done_callback(F callback) {
+  requires std::invocable<F&, const AnyFuture&> std::uint64_t add_done_callback(F callback) {
     return state_->add_done_callback([cb = std::move(callback)](detail::FutureStateBase& s) mutable {
       s.add_ref();
       cb(AnyFuture(&s));
@@ -204,23 +203,20 @@ class Future : public AnyFuture {
   }
 
   template <class U = T>
-    requires(!std::is_void_v<T> && std::constructible_from<T, U &&>)
-  void set_result(U&& value) {
+  requires(!std::is_void_v<T> && std::constructible_from<T, U&&>) void set_result(U&& value) {
     state_->ensure_pending("set_result");
     slot().value.emplace(std::forward<U>(value));
     state_->mark_finished();
   }
-  void set_result()
-    requires std::is_void_v<T>
-  {
+  void set_result() requires std::is_void_v<T> {
     state_->ensure_pending("set_result");
     state_->mark_finished();
   }
   void set_exception(std::exception_ptr error) { state_->set_exception(std::move(error)); }
 
   template <class F>
-    requires std::invocable<F&, const Future<T>&>
-  std::uint64_t add_done_callback(F callback) {
+  requires std::invocable < F&, const Future<T>
+  & > std::uint64_t add_done_callback(F callback) {
     return state_->add_done_callback([cb = std::move(callback)](detail::FutureStateBase& s) mutable {
       s.add_ref();
       cb(Future<T>(&s));

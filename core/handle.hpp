@@ -67,8 +67,7 @@ void destroy_handle_state(HandleState* state) noexcept;
 
 inline void release(HandleState* state) noexcept {
   // A sole owner needs no read-modify-write: nobody else can touch the count.
-  if (state->refs.load(std::memory_order_acquire) == 1 ||
-      state->refs.fetch_sub(1, std::memory_order_acq_rel) == 1)
+  if (state->refs.load(std::memory_order_acquire) == 1 || state->refs.fetch_sub(1, std::memory_order_acq_rel) == 1)
     destroy_handle_state(state);
 }
 

@@ -47,6 +47,12 @@ std::coroutine_handle<> TaskStateBase::start_inline(TaskStateBase& parent, std::
 }
 
 std::coroutine_handle<> TaskStateBase::on_final_suspend() noexcept {
+  // cancel() while the task ran, and it returned without awaiting again: it
+  // ends cancelled all the same, as asyncio's Task.__step does.
+  if (root_ == this && must_cancel_ && !ended_cancelled_ && !self_.exception_) {
+    must_cancel_ = false;
+    ended_cancelled_ = true;
+  }
   self_.finish_task(ended_cancelled_, cancel_message_);
   if (is_root_task()) self_.loop()->task_done(this);
   return continuation_ ? continuation_ : std::noop_coroutine();

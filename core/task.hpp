@@ -65,10 +65,10 @@ class TaskStateBase {
   friend void yield_to_loop(TaskStateBase&, std::coroutine_handle<>);
 
   FutureStateBase& self_;
-  TaskStateBase* root_ = this;                // the scheduled task this coroutine runs under
-  std::coroutine_handle<> resume_point_;      // root only: innermost suspended coroutine
-  std::coroutine_handle<> continuation_;      // inline child only: the awaiting coroutine
-  AnyFuture fut_waiter_;                      // root only: what it is suspended on
+  TaskStateBase* root_ = this;            // the scheduled task this coroutine runs under
+  std::coroutine_handle<> resume_point_;  // root only: innermost suspended coroutine
+  std::coroutine_handle<> continuation_;  // inline child only: the awaiting coroutine
+  AnyFuture fut_waiter_;                  // root only: what it is suspended on
   std::string cancel_message_;
   bool started_ = false;
   bool scheduled_ = false;
@@ -85,10 +85,8 @@ class TaskPromise;
 template <class T>
 struct ReturnValue {
   template <class U = T>
-    requires std::constructible_from<T, U &&>
-  void return_value(U&& value) {
-    static_cast<TaskPromise<T>*>(this)->slot_.value.emplace(std::forward<U>(value));
-  }
+  requires std::constructible_from<T, U&&>
+  void return_value(U&& value) { static_cast<TaskPromise<T>*>(this)->slot_.value.emplace(std::forward<U>(value)); }
 };
 template <>
 struct ReturnValue<void> {

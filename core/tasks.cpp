@@ -43,15 +43,30 @@ Task<void> gather_all(std::vector<AnyFuture> children) {
     });
   }
   bool outer_cancelled = false;
+  std::string message;
   try {
     co_await state->all;
-  } catch (const CancelledError&) {
+  } catch (const CancelledError& e) {
     if (!state->all.cancelled()) throw;  // a child was cancelled
     outer_cancelled = true;
+    message = e.message();
   }
   if (outer_cancelled) {
-    for (AnyFuture& child : children) child.cancel();
-    throw CancelledError();
+    // As asyncio's gather: cancel every child, with the message, and end only
+    // once all of them are done (a child may take time to clean up, or even
+    // swallow the cancellation; gather() is cancelled all the same).
+    auto left = std::make_shared<std::size_t>(0);
+    Future<void> all_done = get_running_loop().create_future<void>();
+    for (AnyFuture& child : children) {
+      child.cancel(message);
+      if (child.done()) continue;
+      ++*left;
+      child.add_done_callback([left, all_done](const AnyFuture&) mutable {
+        if (--*left == 0 && !all_done.done()) all_done.set_result();
+      });
+    }
+    if (*left) co_await all_done;
+    throw CancelledError(std::move(message));
   }
 }
 

@@ -95,10 +95,18 @@ Task<T> wait_for(Future<T> future, std::optional<double> timeout) {
   future = ensure_future(std::move(future));
   if (!timeout || future.done()) co_return co_await future;
   bool timed_out = false;
-  TimerHandle timer = get_running_loop().call_later(std::max(0.0, *timeout), [&timed_out, future]() mutable {
+  TimerHandle timer;
+  if (*timeout <= 0) {
+    // Cancelled at once, as asyncio's: a task not started yet never runs
+    // (a 0 s timer would let its first step run before it fires).
     timed_out = true;
     future.cancel();
-  });
+  } else {
+    timer = get_running_loop().call_later(*timeout, [&timed_out, future]() mutable {
+      timed_out = true;
+      future.cancel();
+    });
+  }
   detail::ScopeExit cancel_timer([&timer] { timer.cancel(); });
   try {
     co_return co_await future;
@@ -144,7 +152,10 @@ Task<std::conditional_t<std::is_void_v<T>, void, std::vector<T>>> gather(std::ve
 template <class... T>
 Task<std::tuple<detail::result_or_monostate<T>...>> gather(Future<T>... futures) {
   (ensure_future(futures), ...);
-  co_await detail::gather_all({futures...});
+  // Built outside the co_await: GCC 12 rejects a braced pack expansion inside
+  // a co_await expression ("array used as initializer").
+  std::vector<AnyFuture> children{futures...};
+  co_await detail::gather_all(std::move(children));
   co_return std::tuple<detail::result_or_monostate<T>...>{co_await detail::result_of(futures)...};
 }
 

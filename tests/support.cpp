@@ -6,10 +6,9 @@
 #include <stdexcept>
 
 #ifdef _WIN32
+#include <windows.h>
 #include <winsock2.h>
 #include <ws2tcpip.h>
-#include <fcntl.h>
-#include <io.h>
 #else
 #include <dirent.h>
 #include <fcntl.h>
@@ -53,9 +52,8 @@ VirtualLoop make_virtual_loop() {
 }
 
 CaptureLog::CaptureLog() {
-  previous_ = aio::set_log_sink([this](aio::LogLevel level, std::string_view message) {
-    lines.emplace_back(level, std::string(message));
-  });
+  previous_ = aio::set_log_sink(
+      [this](aio::LogLevel level, std::string_view message) { lines.emplace_back(level, std::string(message)); });
 }
 
 CaptureLog::~CaptureLog() { aio::set_log_sink(std::move(previous_)); }
@@ -112,8 +110,19 @@ int SocketPair::recv_all(aio::fd_t fd) {
 
 int open_fd_count() { return -1; }
 
-RegularFile::RegularFile() {}  // Winsock's select takes sockets only: any file handle is "not pollable"
-RegularFile::~RegularFile() {}
+// A file HANDLE: Winsock's select() takes sockets only.
+RegularFile::RegularFile() {
+  char dir[MAX_PATH], name[MAX_PATH];
+  REQUIRE(GetTempPathA(MAX_PATH, dir) != 0);
+  REQUIRE(GetTempFileNameA(dir, "aio", 0, name) != 0);
+  HANDLE h = CreateFileA(name, GENERIC_READ | GENERIC_WRITE, 0, nullptr, CREATE_ALWAYS,
+                         FILE_ATTRIBUTE_TEMPORARY | FILE_FLAG_DELETE_ON_CLOSE, nullptr);
+  REQUIRE(h != INVALID_HANDLE_VALUE);
+  fd = reinterpret_cast<aio::fd_t>(h);
+  path = name;
+}
+
+RegularFile::~RegularFile() { CloseHandle(reinterpret_cast<HANDLE>(fd)); }
 
 #else
 

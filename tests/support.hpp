@@ -2,10 +2,10 @@
 // runner, a fake selector with a virtual clock, and small OS helpers.
 #pragma once
 
+#include <doctest.h>
 #include <backends/selector.hpp>
 #include <backends/selector_event_loop.hpp>
 #include <core/aio.hpp>
-#include <doctest.h>
 
 #include <cstdint>
 #include <functional>
@@ -40,7 +40,9 @@ class FakeSelector final : public aio::Selector {
  public:
   explicit FakeSelector(std::shared_ptr<VirtualClock> clock) : clock_(std::move(clock)) {}
   std::string_view name() const noexcept override { return "fake"; }
-  void register_fd(aio::fd_t fd, std::uint32_t events, void* data) override { registered.push_back({fd, events, data}); }
+  void register_fd(aio::fd_t fd, std::uint32_t events, void* data) override {
+    registered.push_back({fd, events, data});
+  }
   void modify(aio::fd_t, std::uint32_t, void*) override {}
   void unregister(aio::fd_t) noexcept override {}
   void select(std::int64_t timeout_ns, std::vector<aio::SelectorEvent>& out) override;

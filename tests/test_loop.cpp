@@ -281,7 +281,10 @@ TEST_CASE("add_reader runs on readability until remove_reader; removal returns t
     if (bytes == 3) loop->stop();
   });
   loop->call_soon([&] { pair.send_byte(pair.a); });
-  loop->call_later(0.01, [&] { pair.send_byte(pair.a, 'y'); pair.send_byte(pair.a, 'z'); });
+  loop->call_later(0.01, [&] {
+    pair.send_byte(pair.a, 'y');
+    pair.send_byte(pair.a, 'z');
+  });
   auto guard = loop->call_later(10.0, [&] { loop->stop(); });
   loop->run_forever();
   guard.cancel();

@@ -24,9 +24,7 @@
 
 namespace {
 
-double wall_s() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
+double wall_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
 // Process CPU time (clock() measures it on POSIX systems).
 double cpu_s() { return static_cast<double>(std::clock()) / CLOCKS_PER_SEC; }
