@@ -3,7 +3,6 @@
 
 #include <fcntl.h>
 #include <sys/event.h>
-#include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -60,11 +59,7 @@ int apply(int kq, std::vector<struct kevent>& changes, fd_t fd, std::uint32_t fr
 
 void KqueueSelector::register_fd(fd_t fd, std::uint32_t events, void* data) {
   // kqueue accepts regular files (always readable); refuse them as epoll does.
-  struct stat st;
-  if (fstat(static_cast<int>(fd), &st) != 0) detail::throw_os_error(errno, "kqueue: fd " + std::to_string(fd));
-  if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode))
-    detail::throw_os_error(EPERM, "kqueue: fd " + std::to_string(fd) +
-                                      " cannot be watched (regular files and directories are always ready)");
+  detail::check_watchable(fd, "kqueue");
   if (state_->interest.count(fd))
     detail::throw_os_error(EEXIST, "kqueue: fd " + std::to_string(fd) + " is already registered");
   if (apply(kq_, state_->changes, fd, 0, events, true, data) != 0) {

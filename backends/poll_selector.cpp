@@ -3,7 +3,6 @@
 
 #include <fcntl.h>
 #include <poll.h>
-#include <sys/stat.h>
 
 #include <cerrno>
 #include <climits>
@@ -34,11 +33,7 @@ PollSelector::~PollSelector() = default;
 void PollSelector::register_fd(fd_t fd, std::uint32_t events, void* data) {
   // poll() would report a closed fd as POLLNVAL and a regular file as always
   // ready, forever; refuse them up front, as epoll does.
-  struct stat st;
-  if (fstat(static_cast<int>(fd), &st) != 0) detail::throw_os_error(errno, "poll: fd " + std::to_string(fd));
-  if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode))
-    detail::throw_os_error(EPERM, "poll: fd " + std::to_string(fd) +
-                                      " cannot be watched (regular files and directories are always ready)");
+  detail::check_watchable(fd, "poll");
   if (table_->index.count(fd))
     detail::throw_os_error(EEXIST, "poll: fd " + std::to_string(fd) + " is already registered");
   table_->index.emplace(fd, table_->fds.size());

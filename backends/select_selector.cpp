@@ -9,7 +9,6 @@
 #include <winsock2.h>
 #else
 #include <sys/select.h>
-#include <sys/stat.h>
 #include <cerrno>
 #endif
 
@@ -150,11 +149,7 @@ struct SelectSelector::Sets {
 SelectSelector::SelectSelector() : sets_(std::make_unique<Sets>()) {}
 
 void SelectSelector::register_fd(fd_t fd, std::uint32_t events, void* data) {
-  struct stat st;
-  if (fstat(static_cast<int>(fd), &st) != 0) detail::throw_os_error(errno, "select: fd " + std::to_string(fd));
-  if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode))
-    detail::throw_os_error(EPERM, "select: fd " + std::to_string(fd) +
-                                      " cannot be watched (regular files and directories are always ready)");
+  detail::check_watchable(fd, "select");
   if (!sets_->interests.emplace(fd, Interest{events, data}).second)
     detail::throw_os_error(EEXIST, "select: fd " + std::to_string(fd) + " is already registered");
   sets_->update(fd, events);

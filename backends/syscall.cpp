@@ -4,6 +4,7 @@
 #include <winsock2.h>
 #include <mutex>
 #else
+#include <sys/stat.h>
 #include <cerrno>
 #endif
 
@@ -24,6 +25,15 @@ void ensure_sockets_ready() {
 #else
 int last_socket_error() noexcept { return errno; }
 void ensure_sockets_ready() {}
+
+void check_watchable(std::intptr_t fd, const char* mechanism) {
+  struct stat st;
+  if (fstat(static_cast<int>(fd), &st) != 0)
+    throw_os_error(errno, std::string(mechanism) + ": fd " + std::to_string(fd));
+  if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode))
+    throw_os_error(EPERM, std::string(mechanism) + ": fd " + std::to_string(fd) +
+                              " cannot be watched (regular files and directories are always ready)");
+}
 #endif
 
 }  // namespace aio::detail

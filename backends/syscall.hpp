@@ -1,6 +1,7 @@
 // The one place where OS failures become exceptions.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <system_error>
 
@@ -17,6 +18,12 @@ int last_socket_error() noexcept;
 inline void check_socket_call(bool failed, const std::string& what) {
   if (failed) throw_os_error(last_socket_error(), what);
 }
+
+// POSIX: throws std::system_error unless `fd` is open and readiness can mean
+// something for it: EBADF for a closed one, EPERM (as epoll reports) for a
+// regular file or directory, which poll/select/kqueue call always ready.
+// `mechanism` names the caller in the message.
+void check_watchable(std::intptr_t fd, const char* mechanism);
 
 // Makes sure the socket library is initialised (WSAStartup on Windows).
 void ensure_sockets_ready();
