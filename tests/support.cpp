@@ -6,9 +6,11 @@
 #include <stdexcept>
 
 #ifdef _WIN32
-#include <windows.h>
+// winsock2.h must come before windows.h.
 #include <winsock2.h>
 #include <ws2tcpip.h>
+
+#include <windows.h>
 #else
 #include <dirent.h>
 #include <fcntl.h>
