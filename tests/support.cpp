@@ -3,6 +3,7 @@
 #include <core/log.hpp>
 
 #include <cstdio>
+#include <cstdlib>
 #include <stdexcept>
 
 #ifdef _WIN32
@@ -69,6 +70,26 @@ bool CaptureLog::contains(const std::string& needle) const {
 CaptureErrors::CaptureErrors(aio::EventLoop& loop) {
   loop.set_exception_handler([this](aio::EventLoop&, const aio::ExceptionContext& c) { contexts.push_back(c); });
 }
+
+namespace {
+void set_env(const char* name, const char* value) {
+#ifdef _WIN32
+  _putenv_s(name, value ? value : "");
+#else
+  if (value)
+    setenv(name, value, 1);
+  else
+    unsetenv(name);
+#endif
+}
+}  // namespace
+
+ScopedEnv::ScopedEnv(const char* name, const char* value) : name_(name) {
+  if (const char* old = std::getenv(name)) previous_ = old;
+  set_env(name, value);
+}
+
+ScopedEnv::~ScopedEnv() { set_env(name_, previous_ ? previous_->c_str() : nullptr); }
 
 #ifdef _WIN32
 

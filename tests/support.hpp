@@ -95,6 +95,19 @@ struct SocketPair {
   aio::fd_t a = -1, b = -1;
 };
 
+// Sets (or, with nullptr, clears) an environment variable for its lifetime.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value);
+  ~ScopedEnv();
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  const char* name_;
+  std::optional<std::string> previous_;
+};
+
 // Descriptors open in this process, or -1 where the platform cannot tell.
 int open_fd_count();
 // A descriptor of a regular file (kept open until the returned object dies).

@@ -12,30 +12,6 @@ bool contains(const std::vector<std::string>& list, const std::string& name) {
   return std::find(list.begin(), list.end(), name) != list.end();
 }
 
-// Sets or clears an environment variable for the life of the object.
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const char* value) : name_(name) {
-    if (const char* old = std::getenv(name)) old_ = old;
-    set(value);
-  }
-  ~ScopedEnv() { set(old_ ? old_->c_str() : nullptr); }
-
- private:
-  void set(const char* value) {
-#ifdef _WIN32
-    _putenv_s(name_, value ? value : "");
-#else
-    if (value)
-      setenv(name_, value, 1);
-    else
-      unsetenv(name_);
-#endif
-  }
-  const char* name_;
-  std::optional<std::string> old_;
-};
-
 }  // namespace
 
 TEST_CASE("the backend under test is the one AIO_BACKEND names") {
@@ -78,7 +54,7 @@ TEST_CASE("an unknown backend name is an error listing the usable ones") {
   CHECK_THROWS_WITH_AS(aio::new_event_loop({.backend = "nope"}),
                        ("new_event_loop: unknown backend 'nope'; usable backends here: " + usable).c_str(),
                        std::invalid_argument);
-  ScopedEnv env("AIO_BACKEND", "nope");
+  test::ScopedEnv env("AIO_BACKEND", "nope");
   CHECK_THROWS_WITH_AS(aio::new_event_loop(),
                        ("AIO_BACKEND: unknown backend 'nope'; usable backends here: " + usable).c_str(),
                        std::invalid_argument);
@@ -103,7 +79,7 @@ TEST_CASE("a comma list is tried in order; the first usable wins") {
   auto loop = aio::new_event_loop({.backend = "io_uring, iocp ,select,poll"});
   CHECK(loop->backend() == "select");
   loop->close();
-  ScopedEnv env("AIO_BACKEND", "iocp,select");
+  test::ScopedEnv env("AIO_BACKEND", "iocp,select");
   auto from_env = aio::new_event_loop();
   CHECK(from_env->backend() == "select");
   from_env->close();
@@ -120,7 +96,7 @@ TEST_CASE("a typo inside a comma list is still an error") {
 }
 
 TEST_CASE("an empty AIO_BACKEND means the default") {
-  ScopedEnv env("AIO_BACKEND", "");
+  test::ScopedEnv env("AIO_BACKEND", "");
   auto loop = aio::new_event_loop();
   CHECK(loop->backend() == aio::default_backend());
   loop->close();
