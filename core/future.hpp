@@ -5,7 +5,9 @@
 // callback is scheduled with call_soon, in registration order. `co_await`
 // works on a future from inside a Task (core/task.hpp). Like asyncio's,
 // futures are not thread-safe: complete them on the loop's thread (from
-// another thread, go through call_soon_threadsafe).
+// another thread, go through call_soon_threadsafe). A future refers to its
+// loop without owning it: drop futures and tasks before destroying their loop
+// (asyncio's keep the loop alive instead; aio::run and aio::Runner arrange it).
 #pragma once
 
 #include <core/callback.hpp>
