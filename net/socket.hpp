@@ -1,0 +1,60 @@
+// A move-only owner of one OS socket, and the few socket calls the transports
+// build on. Every OS failure is a std::system_error naming the call (and the
+// address, where there is one).
+#pragma once
+
+#include <core/event_loop.hpp>
+#include <net/address.hpp>
+
+#include <utility>
+
+namespace aio {
+
+class Socket {
+ public:
+  Socket() noexcept = default;
+  ~Socket() { close(); }
+  Socket(Socket&& other) noexcept : fd_(other.release()) {}
+  Socket& operator=(Socket&& other) noexcept;
+  Socket(const Socket&) = delete;
+  Socket& operator=(const Socket&) = delete;
+
+  // A new socket, always close-on-exec (not inherited by child processes) and
+  // non-blocking; on macOS and the BSDs also SO_NOSIGPIPE. `family`, `type`
+  // and `protocol` are the OS values (AF_INET, SOCK_STREAM, ...).
+  static Socket create(int family, int type, int protocol = 0);
+  // Takes ownership of an open socket as it is.
+  static Socket adopt(fd_t fd) noexcept { return Socket(fd); }
+  // A connected pair of stream sockets, both close-on-exec and non-blocking:
+  // AF_UNIX socketpair on POSIX, a loopback TCP connection on Windows.
+  static std::pair<Socket, Socket> socketpair();
+
+  // The OS socket (a SOCKET on Windows), or -1 when empty.
+  fd_t fileno() const noexcept { return fd_; }
+  explicit operator bool() const noexcept { return fd_ != -1; }
+  // Closes the socket; does nothing when empty. Errors are ignored.
+  void close() noexcept;
+  // Gives up ownership and returns the socket, leaving this one empty.
+  fd_t release() noexcept { return std::exchange(fd_, -1); }
+
+  void bind(const SocketAddress& address);
+  void listen(int backlog);
+  SocketAddress getsockname() const;
+  SocketAddress getpeername() const;
+  // setsockopt/getsockopt for options whose value is an int.
+  void set_option(int level, int name, int value);
+  int get_option(int level, int name) const;
+  void set_blocking(bool blocking);
+  // shutdown(SHUT_WR): the peer reads end of file.
+  void shutdown_write();
+
+ private:
+  explicit Socket(fd_t fd) noexcept : fd_(fd) {}
+  fd_t fd_ = -1;
+};
+
+// Flags for every send on a stream socket: MSG_NOSIGNAL where it exists, so
+// that writing to a closed peer is an EPIPE error and not a SIGPIPE.
+int send_flags() noexcept;
+
+}  // namespace aio
