@@ -125,19 +125,24 @@ EventLoop::EventLoop(Clock clock)
 EventLoop::~EventLoop() {
   // Engines close in their own destructors (close() needs their close_io);
   // this only releases what a loop that was never closed still holds.
-  if (!closed_) {
-    inbox_->close();
-    while (ready_size_) {
-      detail::HandleState* s = ready_[ready_head_];
-      ready_head_ = (ready_head_ + 1) & (ready_.size() - 1);
-      --ready_size_;
-      detail::release(s);
-    }
-    timers_->clear([](detail::HandleState* h) {
-      h->in_heap = false;
-      detail::release(h);
-    });
+  if (!closed_) drop_scheduled();
+}
+
+// Releases every callback waiting to run: handed over from other threads,
+// ready, or timed.
+void EventLoop::drop_scheduled() noexcept {
+  inbox_->close();
+  while (ready_size_) {
+    detail::HandleState* s = ready_[ready_head_];
+    ready_head_ = (ready_head_ + 1) & (ready_.size() - 1);
+    --ready_size_;
+    detail::release(s);
   }
+  timers_->clear([](detail::HandleState* h) {
+    h->in_heap = false;
+    detail::release(h);
+  });
+  cancelled_timers_ = 0;
 }
 
 std::size_t EventLoop::timer_count() const noexcept { return timers_->size(); }
@@ -193,18 +198,7 @@ void EventLoop::close() {
   if (running_) throw std::runtime_error("Cannot close a running event loop");
   if (closed_) return;
   closed_ = true;
-  inbox_->close();
-  while (ready_size_) {
-    detail::HandleState* s = ready_[ready_head_];
-    ready_head_ = (ready_head_ + 1) & (ready_.size() - 1);
-    --ready_size_;
-    detail::release(s);
-  }
-  timers_->clear([](detail::HandleState* h) {
-    h->in_heap = false;
-    detail::release(h);
-  });
-  cancelled_timers_ = 0;
+  drop_scheduled();
   if (auto executor = std::move(default_executor_)) executor->shutdown(false);
   close_io();
   // Pending tasks can never run again: drop the loop's references (each is

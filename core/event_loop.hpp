@@ -319,6 +319,7 @@ class EventLoop {
   friend class detail::FutureStateBase;
 
   void run_once();
+  void drop_scheduled() noexcept;
   void run_handle(detail::HandleState* state);
   void push_ready(detail::HandleState* state);
   Handle call_soon_impl(detail::Callback callback, const char* method);
