@@ -10,7 +10,93 @@
 
 namespace aio::detail {
 
-void throw_os_error(int code, const std::string& what) { throw std::system_error(code, std::system_category(), what); }
+#ifdef _WIN32
+
+namespace {
+
+// Win32 and WSA codes, with their system messages, comparing equal to the
+// portable std::errc conditions (MinGW's system_category maps none of them,
+// so `e.code() == std::errc::connection_refused` would fail on Windows only).
+class WindowsCategory final : public std::error_category {
+ public:
+  const char* name() const noexcept override { return "windows"; }
+  std::string message(int code) const override { return std::system_category().message(code); }
+  std::error_condition default_error_condition(int code) const noexcept override {
+    switch (code) {
+      case WSAECONNREFUSED:
+        return std::errc::connection_refused;
+      case WSAECONNRESET:
+        return std::errc::connection_reset;
+      case WSAECONNABORTED:
+        return std::errc::connection_aborted;
+      case WSAEWOULDBLOCK:
+        return std::errc::operation_would_block;
+      case WSAEINPROGRESS:
+        return std::errc::operation_in_progress;
+      case WSAEALREADY:
+        return std::errc::connection_already_in_progress;
+      case WSAEADDRINUSE:
+        return std::errc::address_in_use;
+      case WSAEADDRNOTAVAIL:
+        return std::errc::address_not_available;
+      case WSAEAFNOSUPPORT:
+        return std::errc::address_family_not_supported;
+      case WSAENOTCONN:
+        return std::errc::not_connected;
+      case WSAEISCONN:
+        return std::errc::already_connected;
+      case WSAETIMEDOUT:
+        return std::errc::timed_out;
+      case WSAENETUNREACH:
+        return std::errc::network_unreachable;
+      case WSAEHOSTUNREACH:
+        return std::errc::host_unreachable;
+      case WSAENETDOWN:
+        return std::errc::network_down;
+      case WSAENETRESET:
+        return std::errc::network_reset;
+      case WSAENOTSOCK:
+        return std::errc::not_a_socket;
+      case WSAEBADF:
+        return std::errc::bad_file_descriptor;
+      case WSAEINVAL:
+        return std::errc::invalid_argument;
+      case WSAEACCES:
+        return std::errc::permission_denied;
+      case WSAEMFILE:
+        return std::errc::too_many_files_open;
+      case WSAENOBUFS:
+        return std::errc::no_buffer_space;
+      case WSAEMSGSIZE:
+        return std::errc::message_size;
+      case WSAEINTR:
+        return std::errc::interrupted;
+      case WSAEOPNOTSUPP:
+        return std::errc::operation_not_supported;
+      case WSAEPROTONOSUPPORT:
+        return std::errc::protocol_not_supported;
+      case WSAESHUTDOWN:
+        return std::errc::broken_pipe;
+      default:
+        return std::system_category().default_error_condition(code);
+    }
+  }
+};
+
+const std::error_category& os_category() {
+  static const WindowsCategory category;
+  return category;
+}
+
+}  // namespace
+
+#else
+namespace {
+const std::error_category& os_category() { return std::system_category(); }
+}  // namespace
+#endif
+
+void throw_os_error(int code, const std::string& what) { throw std::system_error(code, os_category(), what); }
 
 #ifdef _WIN32
 int last_socket_error() noexcept { return WSAGetLastError(); }

@@ -7,8 +7,9 @@
 
 namespace aio::detail {
 
-// Throws std::system_error(code, what) in the system category (errno values
-// on POSIX, Win32/WSA codes on Windows).
+// Throws std::system_error(code, what): errno values in the system category
+// on POSIX; on Windows Win32/WSA codes in a category that keeps their number
+// and message and compares equal to the matching std::errc condition.
 [[noreturn]] void throw_os_error(int code, const std::string& what);
 
 // The error of the last failed socket call: errno, or WSAGetLastError().

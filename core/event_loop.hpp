@@ -25,6 +25,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -35,6 +36,10 @@
 #include <vector>
 
 namespace aio {
+
+class Socket;         // net/socket.hpp
+class SocketAddress;  // net/address.hpp
+struct AddrInfo;      // net/dns.hpp
 
 // A file descriptor (POSIX) or SOCKET (Windows); -1 is never valid.
 using fd_t = std::intptr_t;
@@ -240,11 +245,51 @@ class EventLoop {
   }
   virtual bool remove_writer(fd_t fd) = 0;
 
+  // ---- Working with socket objects directly (net/socket.hpp) ----------
+  //
+  // asyncio's sock_* coroutines, for non-blocking sockets (Socket::create
+  // makes them so). Each first tries the call, then waits for readiness (or
+  // the proactor's completion) as often as needed. Cancelling one while it
+  // waits is prompt and leaves the socket usable; an empty Socket is a
+  // std::invalid_argument, an OS failure a std::system_error. The socket
+  // must outlive the call.
+
+  // Up to `nbytes` bytes; empty at end of file.
+  virtual Task<std::string> sock_recv(Socket& sock, std::size_t nbytes);
+  // Reads into `buffer` (which must outlive the call); 0 at end of file.
+  virtual Task<std::size_t> sock_recv_into(Socket& sock, std::span<char> buffer);
+  virtual Task<std::pair<std::string, SocketAddress>> sock_recvfrom(Socket& sock, std::size_t bufsize);
+  virtual Task<std::pair<std::size_t, SocketAddress>> sock_recvfrom_into(Socket& sock, std::span<char> buffer);
+  // Sends all of `data`; on an error some of it may have been sent.
+  virtual Task<void> sock_sendall(Socket& sock, std::string data);
+  virtual Task<std::size_t> sock_sendto(Socket& sock, std::string data, SocketAddress address);
+  virtual Task<void> sock_connect(Socket& sock, SocketAddress address);
+  // Resolves `host` first (numeric hosts without a lookup), then connects to
+  // the first address of the socket's family.
+  Task<void> sock_connect(Socket& sock, std::string host, int port);
+  // A connection on a listening socket, and the peer's address.
+  virtual Task<std::pair<Socket, SocketAddress>> sock_accept(Socket& sock);
+
+  // ---- DNS (net/dns.hpp) -----------------------------------------------
+
+  // getaddrinfo on the default executor, with asyncio's keyword arguments;
+  // an empty host or port means none. Failures are std::system_error in
+  // aio::gai_category() naming the host and port.
+  Task<std::vector<AddrInfo>> getaddrinfo(std::string host, std::string port, int family = 0, int type = 0,
+                                          int proto = 0, int flags = 0);
+  Task<std::vector<AddrInfo>> getaddrinfo(std::string host, int port, int family = 0, int type = 0, int proto = 0,
+                                          int flags = 0);
+  // (host, service) for an address, on the default executor.
+  Task<std::pair<std::string, std::string>> getnameinfo(SocketAddress address, int flags = 0);
+
   // ---- Executing code in thread pools ---------------------------------
 
   // Runs func() on `executor` (nullptr: the default thread pool, created on
   // first use) and delivers its result or exception as a future. Cancelling
-  // the future before the work starts keeps it from running.
+  // the future before the work starts keeps it from running. With GCC 12,
+  // name a lambda that captures non-trivial values before co_await-ing this
+  // call on it: that compiler destroys a capturing lambda created in the same
+  // expression as a co_await twice.
   template <class F>
   requires std::invocable < std::decay_t<F>
   & > auto run_in_executor(Executor* executor, F&& func) -> Future<std::invoke_result_t<std::decay_t<F>&>>;

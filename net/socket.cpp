@@ -2,6 +2,7 @@
 
 #include <backends/syscall.hpp>
 
+#include <algorithm>
 #include <string>
 
 #ifdef _WIN32
@@ -13,6 +14,8 @@
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include <cerrno>
 #endif
 
 namespace aio {
@@ -218,6 +221,126 @@ void Socket::set_blocking(bool blocking) {
 
 void Socket::shutdown_write() {
   detail::check_socket_call(::shutdown(native(fd_), shut_write) != 0, on_fd("shutdown SHUT_WR", fd_));
+}
+
+namespace {
+
+#ifdef _WIN32
+bool would_block(int error) { return error == WSAEWOULDBLOCK || error == WSAEINPROGRESS; }
+bool interrupted(int) { return false; }
+#else
+bool would_block(int error) { return error == EAGAIN || error == EWOULDBLOCK || error == EINPROGRESS; }
+bool interrupted(int error) { return error == EINTR; }
+#endif
+
+// Runs `call` (returning a byte count or -1) until it is not interrupted;
+// nullopt when it would block.
+template <class Call>
+std::optional<std::size_t> nonblocking(Call call, const char* what, fd_t fd) {
+  for (;;) {
+    auto n = call();
+    if (n >= 0) return static_cast<std::size_t>(n);
+    int error = detail::last_socket_error();
+    if (interrupted(error)) continue;
+    if (would_block(error)) return std::nullopt;
+    detail::throw_os_error(error, on_fd(what, fd));
+  }
+}
+
+// Sizes are capped where the OS takes an int (Winsock).
+int io_size(std::size_t size) { return static_cast<int>(std::min<std::size_t>(size, 0x7fffffff)); }
+
+}  // namespace
+
+std::optional<std::size_t> Socket::try_recv(void* buffer, std::size_t size) {
+  return nonblocking([&] { return ::recv(native(fd_), static_cast<char*>(buffer), io_size(size), 0); }, "recv", fd_);
+}
+
+std::optional<std::size_t> Socket::try_send(const void* data, std::size_t size) {
+  return nonblocking([&] { return ::send(native(fd_), static_cast<const char*>(data), io_size(size), send_flags()); },
+                     "send", fd_);
+}
+
+std::optional<std::pair<std::size_t, SocketAddress>> Socket::try_recvfrom(void* buffer, std::size_t size) {
+  SocketAddress from;
+  socklen_type len = SocketAddress::capacity;
+  auto n = nonblocking(
+      [&] {
+        len = SocketAddress::capacity;
+        return ::recvfrom(native(fd_), static_cast<char*>(buffer), io_size(size), 0,
+                          static_cast<sockaddr*>(from.data()), &len);
+      },
+      "recvfrom", fd_);
+  if (!n) return std::nullopt;
+  from.set_size(static_cast<unsigned>(len));
+  return std::pair{*n, from};
+}
+
+std::optional<std::size_t> Socket::try_sendto(const void* data, std::size_t size, const SocketAddress& to) {
+  return nonblocking(
+      [&] {
+        return ::sendto(native(fd_), static_cast<const char*>(data), io_size(size), send_flags(),
+                        static_cast<const sockaddr*>(to.data()), static_cast<socklen_type>(to.size()));
+      },
+      "sendto", fd_);
+}
+
+std::optional<std::pair<Socket, SocketAddress>> Socket::try_accept() {
+  SocketAddress peer;
+  for (;;) {
+    socklen_type len = SocketAddress::capacity;
+#if defined(SOCK_CLOEXEC) && !defined(_WIN32)
+    int fd = ::accept4(native(fd_), static_cast<sockaddr*>(peer.data()), &len, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    bool failed = fd == -1;
+#else
+    auto fd = ::accept(native(fd_), static_cast<sockaddr*>(peer.data()), &len);
+#ifdef _WIN32
+    bool failed = fd == INVALID_SOCKET;
+#else
+    bool failed = fd == -1;
+#endif
+#endif
+    if (failed) {
+      int error = detail::last_socket_error();
+      if (interrupted(error)) continue;
+      if (would_block(error)) return std::nullopt;
+      detail::throw_os_error(error, on_fd("accept", fd_));
+    }
+    Socket conn(static_cast<fd_t>(fd));
+#if defined(_WIN32)
+    set_no_inherit(fd, "SetHandleInformation on an accepted socket");
+    conn.set_blocking(false);
+#elif !defined(SOCK_CLOEXEC)
+    set_fd_flags(fd);
+#endif
+#ifdef SO_NOSIGPIPE
+    conn.set_option(SOL_SOCKET, SO_NOSIGPIPE, 1);
+#endif
+    peer.set_size(static_cast<unsigned>(len));
+    return std::pair{std::move(conn), peer};
+  }
+}
+
+bool Socket::start_connect(const SocketAddress& address) {
+  for (;;) {
+    if (::connect(native(fd_), static_cast<const sockaddr*>(address.data()),
+                  static_cast<socklen_type>(address.size())) == 0)
+      return true;
+    int error = detail::last_socket_error();
+    if (interrupted(error)) return false;  // the connection goes on in the background
+    if (would_block(error)) return false;
+    detail::throw_os_error(error, "connect " + address.to_string());
+  }
+}
+
+void Socket::finish_connect(const SocketAddress& address) {
+  if (int error = get_option(SOL_SOCKET, SO_ERROR)) detail::throw_os_error(error, "connect " + address.to_string());
+  // SO_ERROR is read-and-clear, and a readiness layer may have read it first
+  // (libkqueue 2.7 does, to fill in EV_EOF): a socket without a peer failed.
+  SocketAddress peer;
+  socklen_type len = SocketAddress::capacity;
+  if (::getpeername(native(fd_), static_cast<sockaddr*>(peer.data()), &len) != 0)
+    detail::throw_os_error(detail::last_socket_error(), "connect " + address.to_string());
 }
 
 int send_flags() noexcept {

@@ -6,6 +6,8 @@
 #include <core/event_loop.hpp>
 #include <net/address.hpp>
 
+#include <cstddef>
+#include <optional>
 #include <utility>
 
 namespace aio {
@@ -47,6 +49,21 @@ class Socket {
   void set_blocking(bool blocking);
   // shutdown(SHUT_WR): the peer reads end of file.
   void shutdown_write();
+
+  // Non-blocking calls, the building blocks of the loop's sock_* coroutines
+  // and transports: each returns std::nullopt (or false) when the call would
+  // block, retries on EINTR, and throws std::system_error for other errors.
+  std::optional<std::size_t> try_recv(void* buffer, std::size_t size);
+  std::optional<std::size_t> try_send(const void* data, std::size_t size);
+  std::optional<std::pair<std::size_t, SocketAddress>> try_recvfrom(void* buffer, std::size_t size);
+  std::optional<std::size_t> try_sendto(const void* data, std::size_t size, const SocketAddress& to);
+  // An accepted connection, close-on-exec and non-blocking like create()'s.
+  std::optional<std::pair<Socket, SocketAddress>> try_accept();
+  // Starts connecting: true if connected at once, false if the connection is
+  // in progress (wait until writable, then finish_connect()).
+  bool start_connect(const SocketAddress& address);
+  // Throws the error a connection in progress ended with, if any.
+  void finish_connect(const SocketAddress& address);
 
  private:
   explicit Socket(fd_t fd) noexcept : fd_(fd) {}

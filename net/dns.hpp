@@ -1,0 +1,43 @@
+// Name resolution: getaddrinfo and getnameinfo, as blocking calls that the
+// loop runs on its executor (EventLoop::getaddrinfo / getnameinfo).
+#pragma once
+
+#include <net/address.hpp>
+
+#include <string>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+namespace aio {
+
+// One result of getaddrinfo (the OS AF_*, SOCK_*, IPPROTO_* values).
+struct AddrInfo {
+  int family = 0;
+  int type = 0;
+  int protocol = 0;
+  std::string canonname;
+  SocketAddress address;
+};
+
+// getaddrinfo's hints, as asyncio's keyword arguments (0: any).
+struct AddrInfoHints {
+  int family = 0;
+  int type = 0;
+  int protocol = 0;
+  int flags = 0;
+};
+
+// The EAI_* error codes of getaddrinfo/getnameinfo (asyncio's socket.gaierror).
+const std::error_category& gai_category() noexcept;
+
+namespace detail {
+// The blocking calls. An empty `host` or `port` is passed as NULL. Errors are
+// std::system_error in gai_category() (or the system category for EAI_SYSTEM),
+// naming the host and port.
+std::vector<AddrInfo> getaddrinfo_blocking(const std::string& host, const std::string& port,
+                                           const AddrInfoHints& hints);
+std::pair<std::string, std::string> getnameinfo_blocking(const SocketAddress& address, int flags);
+}  // namespace detail
+
+}  // namespace aio
