@@ -18,6 +18,7 @@
 #include <core/future.hpp>
 #include <core/handle.hpp>
 #include <core/task.hpp>
+#include <net/address.hpp>
 
 #include <cmath>
 #include <cstdint>
@@ -38,8 +39,11 @@
 namespace aio {
 
 class Socket;         // net/socket.hpp
-class SocketAddress;  // net/address.hpp
 struct AddrInfo;      // net/dns.hpp
+class BaseProtocol;   // net/protocols.hpp
+class BaseTransport;  // net/transports.hpp
+class Transport;
+class Server;  // net/server.hpp
 
 // A file descriptor (POSIX) or SOCKET (Windows); -1 is never valid.
 using fd_t = std::intptr_t;
@@ -49,9 +53,47 @@ using fd_t = std::intptr_t;
 struct ExceptionContext {
   std::string message;
   std::exception_ptr exception;
-  Handle handle;     // the callback that raised
-  AnyFuture future;  // a future whose exception was never retrieved
-  AnyFuture task;    // a task that failed, or was destroyed while pending
+  Handle handle;                             // the callback that raised
+  AnyFuture future;                          // a future whose exception was never retrieved
+  AnyFuture task;                            // a task that failed, or was destroyed while pending
+  std::shared_ptr<BaseTransport> transport;  // a transport that hit a fatal error
+  std::shared_ptr<BaseProtocol> protocol;    // and its protocol
+};
+
+// Makes the protocol of a new connection (asyncio's protocol_factory): a
+// Protocol or a BufferedProtocol.
+using ProtocolFactory = std::function<std::shared_ptr<BaseProtocol>()>;
+
+// create_server's and create_connection's keyword arguments, as asyncio's
+// (OS AF_* / AI_* values). Both are trivially destructible on purpose: GCC 12
+// destroys an aggregate temporary written inside a co_await expression twice,
+// which is harmless only for such types.
+struct ServerOptions {
+  int family = 0;  // 0: every family the host resolves to
+  int flags = 0;   // getaddrinfo flags; AI_PASSIVE is always added
+  int backlog = 100;
+  std::optional<bool> reuse_address = std::nullopt;  // default: true on POSIX (never set on Windows)
+  bool reuse_port = false;
+  bool keep_alive = false;
+  bool start_serving = true;
+};
+
+// create_connection's keyword arguments (happy_eyeballs_delay and
+// interleave are not in this release: addresses are tried one by one).
+struct ConnectOptions {
+  int family = 0;
+  int proto = 0;
+  int flags = 0;
+  std::optional<SocketAddress> local_addr = std::nullopt;  // bound before connecting
+  bool all_errors = false;  // on failure throw ConnectionErrors with every attempt's error
+};
+
+// Every attempt's error when create_connection(all_errors = true) fails.
+class ConnectionErrors : public std::runtime_error {
+ public:
+  ConnectionErrors(const std::string& message, std::vector<std::exception_ptr> errors)
+      : std::runtime_error(message), errors(std::move(errors)) {}
+  std::vector<std::exception_ptr> errors;
 };
 
 using ExceptionHandler = std::function<void(EventLoop&, const ExceptionContext&)>;
@@ -269,6 +311,37 @@ class EventLoop {
   Task<void> sock_connect(Socket& sock, std::string host, int port);
   // A connection on a listening socket, and the peer's address.
   virtual Task<std::pair<Socket, SocketAddress>> sock_accept(Socket& sock);
+
+  // ---- Transports (net/transports.hpp) -----------------------------------
+
+  // Wraps an already connected stream socket (e.g. from sock_accept) in a
+  // transport with a new protocol from `factory`; returns once
+  // connection_made has run. std::invalid_argument for a socket that is not
+  // a connected stream socket or a factory that makes no stream protocol.
+  virtual Task<std::pair<std::shared_ptr<Transport>, std::shared_ptr<BaseProtocol>>> connect_accepted_socket(
+      ProtocolFactory factory, Socket sock);
+
+  // Opens a TCP connection to the first address of `host` that accepts it
+  // (host names are resolved on the executor) and returns (transport,
+  // protocol) once connection_made ran. TCP_NODELAY is set. Failing every
+  // address throws that error (one attempt, or all alike) or, with several
+  // different ones, a std::system_error naming them all (ConnectionErrors
+  // with all_errors).
+  Task<std::pair<std::shared_ptr<Transport>, std::shared_ptr<BaseProtocol>>> create_connection(
+      ProtocolFactory factory, std::string host, int port, ConnectOptions options = {});
+  // With an already connected socket.
+  Task<std::pair<std::shared_ptr<Transport>, std::shared_ptr<BaseProtocol>>> create_connection(ProtocolFactory factory,
+                                                                                               Socket sock);
+
+  // A TCP server listening on `host` (empty: every interface, one socket per
+  // family) or on each of `hosts`, at `port` (0: any free port). Each
+  // connection gets a transport and a protocol from `factory`.
+  Task<std::shared_ptr<Server>> create_server(ProtocolFactory factory, std::string host, int port,
+                                              ServerOptions options = {});
+  Task<std::shared_ptr<Server>> create_server(ProtocolFactory factory, std::vector<std::string> hosts, int port,
+                                              ServerOptions options = {});
+  // On an already bound stream socket.
+  Task<std::shared_ptr<Server>> create_server(ProtocolFactory factory, Socket sock, ServerOptions options = {});
 
   // ---- DNS (net/dns.hpp) -----------------------------------------------
 

@@ -84,6 +84,15 @@ void set_env(const char* name, const char* value) {
 }
 }  // namespace
 
+bool backend_consumes_socket_errors(const aio::EventLoop& loop) {
+#ifdef __linux__
+  return loop.backend() == "kqueue";
+#else
+  (void)loop;
+  return false;
+#endif
+}
+
 ScopedEnv::ScopedEnv(const char* name, const char* value) : name_(name) {
   if (const char* old = std::getenv(name)) previous_ = old;
   set_env(name, value);

@@ -108,6 +108,12 @@ class ScopedEnv {
   std::optional<std::string> previous_;
 };
 
+// True where the backend reads a socket's pending error itself before the
+// loop does: kqueue on Linux is libkqueue's emulation (2.7), which fetches
+// SO_ERROR to fill in EV_EOF, so a refused connect looks merely "not
+// connected" and a reset looks like end of file there. Real kqueue does not.
+bool backend_consumes_socket_errors(const aio::EventLoop& loop);
+
 // Descriptors open in this process, or -1 where the platform cannot tell.
 int open_fd_count();
 // A descriptor of a regular file (kept open until the returned object dies).

@@ -1,0 +1,55 @@
+// Protocols: what a transport calls back, named as asyncio's.
+//
+// A transport calls connection_made once, then the data callbacks, then
+// connection_lost once; all from the loop, never re-entrantly from a
+// transport method the protocol called. An exception escaping a callback is
+// a fatal error of the transport (reported, transport closed), as in asyncio.
+#pragma once
+
+#include <net/address.hpp>
+
+#include <cstddef>
+#include <exception>
+#include <span>
+#include <string_view>
+
+namespace aio {
+
+class Transport;
+
+class BaseProtocol {
+ public:
+  virtual ~BaseProtocol() = default;
+  // The connection is gone: `error` is null after a clean close or end of
+  // file, else what broke it. The transport is unusable after this returns.
+  virtual void connection_lost(std::exception_ptr error) { (void)error; }
+  // The transport's write buffer went over its high-water mark / back to
+  // its low-water mark.
+  virtual void pause_writing() {}
+  virtual void resume_writing() {}
+};
+
+// Stream protocol: receives bytes as they arrive.
+class Protocol : public BaseProtocol {
+ public:
+  // `transport` stays valid until connection_lost returns.
+  virtual void connection_made(Transport& transport) { (void)transport; }
+  // `data` is valid during the call only.
+  virtual void data_received(std::string_view data) { (void)data; }
+  // The peer half-closed. Return true to keep the write side open;
+  // otherwise the transport closes itself.
+  virtual bool eof_received() { return false; }
+};
+
+// Stream protocol that lends the transport its own buffer (no copy).
+class BufferedProtocol : public BaseProtocol {
+ public:
+  virtual void connection_made(Transport& transport) { (void)transport; }
+  // A non-empty buffer to read into; `size_hint` is a suggestion.
+  virtual std::span<char> get_buffer(std::size_t size_hint) = 0;
+  // The first `nbytes` bytes of the last buffer were filled.
+  virtual void buffer_updated(std::size_t nbytes) = 0;
+  virtual bool eof_received() { return false; }
+};
+
+}  // namespace aio

@@ -1,0 +1,115 @@
+// Stream transports of selector loops: bytes move on readiness, through
+// add_reader / add_writer and non-blocking send / recv.
+#include <backends/syscall.hpp>
+#include <core/tasks.hpp>
+#include <net/selector_transport.hpp>
+#include <net/socket.hpp>
+#include <net/stream_transport.hpp>
+
+#ifdef _WIN32
+#include <winsock2.h>
+#include <ws2tcpip.h>
+#else
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#endif
+
+#include <stdexcept>
+
+namespace aio {
+
+namespace {
+
+class SelectorSocketTransport final : public detail::StreamTransport {
+ public:
+  SelectorSocketTransport(EventLoop& loop, Socket sock, std::shared_ptr<BaseProtocol> protocol)
+      : StreamTransport(loop, std::move(protocol)), sock_(std::move(sock)) {
+    int family = sock_.getsockname().family();
+    if (family == AF_INET || family == AF_INET6) sock_.set_option(IPPROTO_TCP, TCP_NODELAY, 1);
+    try {
+      peername_ = sock_.getpeername();
+    } catch (const std::system_error&) {
+      // Not connected (any more): no peer name to give.
+    }
+    sockname_ = sock_.getsockname();
+  }
+
+  std::any get_extra_info(std::string_view name) const override {
+    if (name == "peername" && peername_.size()) return peername_;
+    if (name == "sockname") return sockname_;
+    if (name == "socket" && sock_) return sock_.fileno();
+    return {};
+  }
+
+ private:
+  void engine_start_reading() override {
+    if (reading_) return;
+    reading_ = true;
+    loop_.add_reader(sock_.fileno(), [this, self = shared_from_this()] {
+      on_readable([this](std::span<char> buffer) { return sock_.try_recv(buffer.data(), buffer.size()); });
+    });
+  }
+  void engine_stop_reading() override {
+    if (!reading_) return;
+    reading_ = false;
+    loop_.remove_reader(sock_.fileno());
+  }
+  std::size_t engine_send(std::string_view data) override {
+    return sock_.try_send(data.data(), data.size()).value_or(0);
+  }
+  void engine_start_writing() override {
+    if (writing_) return;
+    writing_ = true;
+    loop_.add_writer(sock_.fileno(), [this, self = shared_from_this()] { on_writable(); });
+  }
+  void engine_stop_writing() override {
+    if (!writing_) return;
+    writing_ = false;
+    loop_.remove_writer(sock_.fileno());
+  }
+  void engine_shutdown_write() override {
+    try {
+      sock_.shutdown_write();
+    } catch (const std::system_error&) {
+      fatal_error(std::current_exception(), "Fatal error on shutdown of the write side");
+    }
+  }
+  void engine_close() noexcept override {
+    engine_stop_reading();
+    engine_stop_writing();
+    sock_.close();
+  }
+
+  Socket sock_;
+  SocketAddress peername_;
+  SocketAddress sockname_;
+  bool reading_ = false;
+  bool writing_ = false;
+};
+
+}  // namespace
+
+std::shared_ptr<detail::StreamTransport> detail::make_selector_transport(EventLoop& loop, Socket sock,
+                                                                         std::shared_ptr<BaseProtocol> protocol) {
+  return std::make_shared<SelectorSocketTransport>(loop, std::move(sock), std::move(protocol));
+}
+
+Task<std::pair<std::shared_ptr<Transport>, std::shared_ptr<BaseProtocol>>> EventLoop::connect_accepted_socket(
+    ProtocolFactory factory, Socket sock) {
+  if (!sock) throw std::invalid_argument("connect_accepted_socket: the socket is closed (an empty aio::Socket)");
+  if (sock.get_option(SOL_SOCKET, SO_TYPE) != SOCK_STREAM)
+    throw std::invalid_argument("connect_accepted_socket: a stream socket (SOCK_STREAM) was expected");
+  if (!factory) throw std::invalid_argument("connect_accepted_socket: the protocol factory is empty");
+  std::shared_ptr<BaseProtocol> protocol = factory();
+  if (!protocol) throw std::invalid_argument("connect_accepted_socket: the protocol factory returned null");
+  auto transport = detail::make_selector_transport(*this, std::move(sock), protocol);
+  Future<void> made = create_future<void>();
+  transport->start([made]() mutable {
+    if (!made.done()) made.set_result();
+  });
+  co_await made;
+  co_return std::pair<std::shared_ptr<Transport>, std::shared_ptr<BaseProtocol>>{transport, protocol};
+}
+
+}  // namespace aio

@@ -1,0 +1,296 @@
+// Server, and the loop's create_server / create_connection.
+#include <core/log.hpp>
+#include <core/tasks.hpp>
+#include <net/dns.hpp>
+#include <net/selector_transport.hpp>
+#include <net/server.hpp>
+
+#ifdef _WIN32
+#include <winsock2.h>
+#include <ws2tcpip.h>
+#else
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#endif
+
+#include <algorithm>
+#include <cerrno>
+#include <stdexcept>
+#include <system_error>
+
+namespace aio {
+
+namespace {
+
+// Running out of descriptors or memory: accepting pauses, then retries.
+bool out_of_resources(const std::system_error& e) {
+  return e.code() == std::errc::too_many_files_open || e.code() == std::errc::too_many_files_open_in_system ||
+         e.code() == std::errc::no_buffer_space || e.code() == std::errc::not_enough_memory;
+}
+
+constexpr double accept_retry_delay = 1.0;  // asyncio's constants.ACCEPT_RETRY_DELAY
+
+}  // namespace
+
+Server::Server(EventLoop& loop, ProtocolFactory factory, std::vector<Socket> sockets, int backlog)
+    : loop_(loop), factory_(std::move(factory)), sockets_(std::move(sockets)), backlog_(backlog) {}
+
+Server::~Server() {
+  for (Socket& sock : sockets_) loop_.remove_reader(sock.fileno());
+}
+
+Task<void> Server::start_serving() {
+  if (closed_) throw std::runtime_error("Server is closed");
+  if (!serving_) {
+    serving_ = true;
+    for (std::size_t i = 0; i < sockets_.size(); ++i) {
+      sockets_[i].listen(backlog_);
+      start_accepting(i);
+    }
+  }
+  co_await sleep(0);  // as asyncio: the first accepts can run before the caller goes on
+}
+
+void Server::start_accepting(std::size_t index) {
+  std::weak_ptr<Server> weak = weak_from_this();
+  loop_.add_reader(sockets_[index].fileno(), [weak, index] {
+    if (auto self = weak.lock()) self->accept_ready(index);
+  });
+}
+
+void Server::accept_ready(std::size_t index) {
+  // Up to backlog connections per readiness, as asyncio.
+  for (int i = 0; i < backlog_ && index < sockets_.size(); ++i) {
+    std::optional<std::pair<Socket, SocketAddress>> accepted;
+    try {
+      accepted = sockets_[index].try_accept();
+    } catch (const std::system_error& e) {
+      if (e.code() == std::errc::connection_aborted) continue;  // the peer gave up first
+      if (!out_of_resources(e)) throw;                          // to the exception handler
+      ExceptionContext context;
+      context.message = "socket.accept() out of system resource";
+      context.exception = std::current_exception();
+      loop_.call_exception_handler(context);
+      // Pause this socket for a second instead of spinning on readiness.
+      loop_.remove_reader(sockets_[index].fileno());
+      std::weak_ptr<Server> weak = weak_from_this();
+      retries_.push_back(loop_.call_later(accept_retry_delay, [weak, index] {
+        if (auto self = weak.lock(); self && self->serving_) self->start_accepting(index);
+      }));
+      return;
+    }
+    if (!accepted) return;
+    attach(std::move(accepted->first));
+  }
+}
+
+void Server::attach(Socket conn) {
+  std::shared_ptr<BaseProtocol> protocol;
+  try {
+    protocol = factory_();
+    if (!protocol) throw std::invalid_argument("the protocol factory returned null");
+  } catch (...) {
+    ExceptionContext context;
+    context.message = "Error on transport creation for incoming connection";
+    context.exception = std::current_exception();
+    loop_.call_exception_handler(context);
+    return;  // `conn` closes here
+  }
+  auto transport = detail::make_selector_transport(loop_, std::move(conn), std::move(protocol));
+  clients_.emplace(transport.get(), transport);
+  std::weak_ptr<Server> weak = weak_from_this();
+  transport->set_on_lost([weak, client = transport.get()] {
+    if (auto self = weak.lock()) self->detach(client);
+  });
+  transport->start({});
+}
+
+void Server::detach(detail::StreamTransport* client) {
+  clients_.erase(client);
+  if (closed_ && clients_.empty()) wake_waiters();
+}
+
+void Server::wake_waiters() {
+  for (Future<void>& waiter : waiters_)
+    if (!waiter.done()) waiter.set_result();
+  waiters_.clear();
+}
+
+void Server::close() {
+  if (closed_) return;
+  closed_ = true;
+  serving_ = false;
+  for (TimerHandle& retry : retries_) retry.cancel();
+  retries_.clear();
+  for (Socket& sock : sockets_) loop_.remove_reader(sock.fileno());
+  sockets_.clear();  // closes them
+  if (serving_forever_ && !serving_forever_.done()) serving_forever_.cancel();
+  if (clients_.empty()) wake_waiters();
+}
+
+void Server::close_clients() {
+  std::vector<std::shared_ptr<detail::StreamTransport>> open;
+  for (auto& [ptr, weak] : clients_)
+    if (auto client = weak.lock()) open.push_back(std::move(client));
+  for (auto& client : open) client->close();
+}
+
+void Server::abort_clients() {
+  std::vector<std::shared_ptr<detail::StreamTransport>> open;
+  for (auto& [ptr, weak] : clients_)
+    if (auto client = weak.lock()) open.push_back(std::move(client));
+  for (auto& client : open) client->abort();
+}
+
+Task<void> Server::wait_closed() {
+  if (closed_ && clients_.empty()) co_return;
+  Future<void> waiter = loop_.create_future<void>();
+  waiters_.push_back(waiter);
+  co_await waiter;
+}
+
+Task<void> Server::serve_forever() {
+  if (serving_forever_) throw std::runtime_error("the server is already being awaited on serve_forever()");
+  if (closed_) throw std::runtime_error("Server is closed");
+  co_await start_serving();
+  serving_forever_ = loop_.create_future<void>();
+  bool cancelled = false;
+  try {
+    co_await serving_forever_;
+  } catch (const CancelledError&) {
+    cancelled = true;
+  }
+  close();
+  co_await wait_closed();
+  serving_forever_ = Future<void>();
+  if (cancelled) throw CancelledError();
+}
+
+// ---- Loop methods -----------------------------------------------------------
+
+namespace {
+
+void check_port(int port, const char* method) {
+  if (port < 0 || port > 65535)
+    throw std::invalid_argument(std::string(method) + ": invalid port " + std::to_string(port) + ": must be 0..65535");
+}
+
+}  // namespace
+
+Task<std::shared_ptr<Server>> EventLoop::create_server(ProtocolFactory factory, std::string host, int port,
+                                                       ServerOptions options) {
+  return create_server(std::move(factory), std::vector<std::string>{std::move(host)}, port, options);
+}
+
+Task<std::shared_ptr<Server>> EventLoop::create_server(ProtocolFactory factory, std::vector<std::string> hosts,
+                                                       int port, ServerOptions options) {
+  check_port(port, "create_server");
+  if (!factory) throw std::invalid_argument("create_server: the protocol factory is empty");
+  if (options.backlog < 1) throw std::invalid_argument("create_server: backlog must be >= 1");
+  if (hosts.empty()) hosts.emplace_back();
+  std::vector<AddrInfo> infos;
+  for (const std::string& host : hosts) {
+    auto found = co_await getaddrinfo(host, port, options.family, SOCK_STREAM, 0, options.flags | AI_PASSIVE);
+    for (AddrInfo& info : found)
+      if (std::none_of(infos.begin(), infos.end(), [&](const AddrInfo& seen) { return seen.address == info.address; }))
+        infos.push_back(std::move(info));
+  }
+  std::vector<Socket> sockets;
+  for (const AddrInfo& info : infos) {
+    Socket sock = Socket::create(info.family, SOCK_STREAM, info.protocol);
+#ifndef _WIN32
+    // On Windows SO_REUSEADDR lets another process steal the port.
+    if (options.reuse_address.value_or(true)) sock.set_option(SOL_SOCKET, SO_REUSEADDR, 1);
+#endif
+    if (options.reuse_port) {
+#ifdef SO_REUSEPORT
+      sock.set_option(SOL_SOCKET, SO_REUSEPORT, 1);
+#else
+      throw std::invalid_argument("create_server: reuse_port is not supported on this platform");
+#endif
+    }
+    if (options.keep_alive) sock.set_option(SOL_SOCKET, SO_KEEPALIVE, 1);
+    // One socket per family: the IPv6 one must not also take IPv4.
+    if (info.family == AF_INET6) sock.set_option(IPPROTO_IPV6, IPV6_V6ONLY, 1);
+    try {
+      sock.bind(info.address);
+    } catch (const std::system_error& e) {
+      throw std::system_error(e.code(), "error while attempting to bind on address " + info.address.to_string());
+    }
+    sockets.push_back(std::move(sock));
+  }
+  auto server = std::make_shared<Server>(*this, std::move(factory), std::move(sockets), options.backlog);
+  if (options.start_serving) co_await server->start_serving();
+  co_return server;
+}
+
+Task<std::shared_ptr<Server>> EventLoop::create_server(ProtocolFactory factory, Socket sock, ServerOptions options) {
+  if (!sock) throw std::invalid_argument("create_server: the socket is closed (an empty aio::Socket)");
+  if (sock.get_option(SOL_SOCKET, SO_TYPE) != SOCK_STREAM)
+    throw std::invalid_argument("create_server: a stream socket (SOCK_STREAM) was expected");
+  if (!factory) throw std::invalid_argument("create_server: the protocol factory is empty");
+  std::vector<Socket> sockets;
+  sockets.push_back(std::move(sock));
+  auto server = std::make_shared<Server>(*this, std::move(factory), std::move(sockets), options.backlog);
+  if (options.start_serving) co_await server->start_serving();
+  co_return server;
+}
+
+Task<std::pair<std::shared_ptr<Transport>, std::shared_ptr<BaseProtocol>>> EventLoop::create_connection(
+    ProtocolFactory factory, Socket sock) {
+  return connect_accepted_socket(std::move(factory), std::move(sock));
+}
+
+Task<std::pair<std::shared_ptr<Transport>, std::shared_ptr<BaseProtocol>>> EventLoop::create_connection(
+    ProtocolFactory factory, std::string host, int port, ConnectOptions options) {
+  check_port(port, "create_connection");
+  if (!factory) throw std::invalid_argument("create_connection: the protocol factory is empty");
+  auto infos = co_await getaddrinfo(host, port, options.family, SOCK_STREAM, options.proto, options.flags);
+  std::vector<std::exception_ptr> errors;
+  for (const AddrInfo& info : infos) {
+    Socket sock = Socket::create(info.family, SOCK_STREAM, info.protocol);
+    std::exception_ptr failed;
+    try {
+      if (options.local_addr) {
+        if (options.local_addr->family() != info.family)
+          throw std::system_error(std::make_error_code(std::errc::address_family_not_supported),
+                                  "create_connection: local_addr " + options.local_addr->to_string() +
+                                      " is not of the family of " + info.address.to_string());
+        sock.bind(*options.local_addr);
+      }
+    } catch (const std::system_error&) {
+      failed = std::current_exception();
+    }
+    if (!failed) {
+      try {
+        co_await sock_connect(sock, info.address);
+      } catch (const std::system_error&) {
+        failed = std::current_exception();
+      }
+    }
+    if (!failed) co_return co_await connect_accepted_socket(std::move(factory), std::move(sock));
+    errors.push_back(failed);
+  }
+  if (errors.empty())
+    throw std::system_error(std::make_error_code(std::errc::address_not_available),
+                            "create_connection: no address for '" + host + "'");
+  if (options.all_errors) throw ConnectionErrors("create_connection: every attempt failed", errors);
+  // One error, or all alike: that one; else one naming them all.
+  std::string combined;
+  std::error_code first_code;
+  bool alike = true;
+  for (const std::exception_ptr& error : errors) {
+    try {
+      std::rethrow_exception(error);
+    } catch (const std::system_error& e) {
+      if (combined.empty()) first_code = e.code();
+      alike = alike && e.code() == first_code;
+      combined += (combined.empty() ? "" : ", ") + std::string(e.what());
+    }
+  }
+  if (alike) std::rethrow_exception(errors.front());
+  throw std::system_error(first_code, "Multiple exceptions: " + combined);
+}
+
+}  // namespace aio

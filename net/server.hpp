@@ -1,0 +1,62 @@
+// Server: what create_server returns (asyncio.Server).
+#pragma once
+
+#include <core/event_loop.hpp>
+#include <net/socket.hpp>
+
+#include <memory>
+#include <unordered_map>
+#include <vector>
+
+namespace aio {
+
+namespace detail {
+class StreamTransport;
+}
+
+class Server : public std::enable_shared_from_this<Server> {
+ public:
+  Server(EventLoop& loop, ProtocolFactory factory, std::vector<Socket> sockets, int backlog);
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+  ~Server();
+
+  // Stops listening and closes the listening sockets; connections already
+  // accepted stay open. Idempotent.
+  void close();
+  // Closes / aborts every connection accepted so far (and still open).
+  void close_clients();
+  void abort_clients();
+  EventLoop& get_loop() const noexcept { return loop_; }
+  // Starts accepting (idempotent); create_server does it unless told not to.
+  Task<void> start_serving();
+  // Accepts until cancelled; then closes the server and waits for its
+  // connections. std::runtime_error if already serving forever or closed.
+  Task<void> serve_forever();
+  bool is_serving() const noexcept { return serving_; }
+  // Waits until the server is closed and every connection it accepted is gone.
+  Task<void> wait_closed();
+  // The listening sockets (empty once closed).
+  const std::vector<Socket>& sockets() const noexcept { return sockets_; }
+
+ private:
+  void start_accepting(std::size_t index);
+  void accept_ready(std::size_t index);
+  void attach(Socket conn);
+  void detach(detail::StreamTransport* client);
+  void wake_waiters();
+
+  EventLoop& loop_;
+  ProtocolFactory factory_;
+  std::vector<Socket> sockets_;
+  int backlog_;
+  bool serving_ = false;
+  bool closed_ = false;
+  // Open connections (the loop keeps them alive while they have I/O to do).
+  std::unordered_map<detail::StreamTransport*, std::weak_ptr<detail::StreamTransport>> clients_;
+  std::vector<Future<void>> waiters_;
+  Future<void> serving_forever_;
+  std::vector<TimerHandle> retries_;  // accepting paused after EMFILE
+};
+
+}  // namespace aio
