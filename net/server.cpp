@@ -129,18 +129,19 @@ void Server::close() {
   if (clients_.empty()) wake_waiters();
 }
 
-void Server::close_clients() {
+std::vector<std::shared_ptr<detail::StreamTransport>> Server::open_clients() const {
   std::vector<std::shared_ptr<detail::StreamTransport>> open;
-  for (auto& [ptr, weak] : clients_)
+  for (const auto& [ptr, weak] : clients_)
     if (auto client = weak.lock()) open.push_back(std::move(client));
-  for (auto& client : open) client->close();
+  return open;  // a copy: closing a client may detach it from clients_
+}
+
+void Server::close_clients() {
+  for (auto& client : open_clients()) client->close();
 }
 
 void Server::abort_clients() {
-  std::vector<std::shared_ptr<detail::StreamTransport>> open;
-  for (auto& [ptr, weak] : clients_)
-    if (auto client = weak.lock()) open.push_back(std::move(client));
-  for (auto& client : open) client->abort();
+  for (auto& client : open_clients()) client->abort();
 }
 
 Task<void> Server::wait_closed() {

@@ -45,6 +45,7 @@ class Server : public std::enable_shared_from_this<Server> {
   void attach(Socket conn);
   void detach(detail::StreamTransport* client);
   void wake_waiters();
+  std::vector<std::shared_ptr<detail::StreamTransport>> open_clients() const;
 
   EventLoop& loop_;
   ProtocolFactory factory_;
