@@ -5,6 +5,8 @@
 // running") is std::runtime_error, as asyncio raises RuntimeError.
 #pragma once
 
+#include <cstddef>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
@@ -39,6 +41,28 @@ class TimeoutError : public std::runtime_error {
  public:
   TimeoutError() : std::runtime_error("TimeoutError") {}
   using std::runtime_error::runtime_error;
+};
+
+// A stream ended before the read was satisfied (StreamReader.readexactly,
+// readuntil); `partial` holds what was read.
+class IncompleteReadError : public std::runtime_error {
+ public:
+  IncompleteReadError(std::string partial, std::optional<std::size_t> expected)
+      : std::runtime_error(std::to_string(partial.size()) + " bytes read on a total of " +
+                           (expected ? std::to_string(*expected) : std::string("undefined")) + " expected bytes"),
+        partial(std::move(partial)),
+        expected(expected) {}
+  std::string partial;
+  std::optional<std::size_t> expected;
+};
+
+// A StreamReader's buffer limit was reached while looking for a separator;
+// `consumed` bytes are still in the buffer.
+class LimitOverrunError : public std::runtime_error {
+ public:
+  LimitOverrunError(const std::string& message, std::size_t consumed)
+      : std::runtime_error(message), consumed(consumed) {}
+  std::size_t consumed;
 };
 
 // An asyncio method the running engine does not offer (add_reader on the

@@ -1,0 +1,283 @@
+#include <core/log.hpp>
+#include <core/tasks.hpp>
+#include <net/stream_transport.hpp>
+#include <net/streams.hpp>
+
+#include <stdexcept>
+#include <system_error>
+#include <vector>
+
+namespace aio {
+
+namespace detail {
+
+struct ReaderState {
+  std::string buffer;
+  std::size_t limit;
+  bool eof = false;
+  std::exception_ptr error;
+  Future<void> waiter;             // the one coroutine waiting for data, if any
+  Transport* transport = nullptr;  // for flow control; valid until connection_lost
+  bool paused = false;
+
+  void wake() {
+    if (waiter && !waiter.done()) waiter.set_result();
+  }
+  void maybe_resume() {
+    if (paused && buffer.size() <= limit) {
+      paused = false;
+      if (transport) transport->resume_reading();
+    }
+  }
+  void check_error() const {
+    if (error) std::rethrow_exception(error);
+  }
+  std::string take(std::size_t n) {
+    std::string out = buffer.substr(0, n);
+    buffer.erase(0, n);
+    maybe_resume();
+    return out;
+  }
+};
+
+// Feeds a StreamReader and lets StreamWriter.drain wait for the transport's
+// flow control; runs the server's callback for each connection.
+class StreamProtocol final : public Protocol, public std::enable_shared_from_this<StreamProtocol> {
+ public:
+  StreamProtocol(StreamReader reader, ClientConnected client_connected)
+      : reader_(std::move(reader)), client_connected_(std::move(client_connected)) {}
+
+  void connection_made(Transport& transport) override {
+    loop_ = &get_running_loop();
+    reader_.state_->transport = &transport;
+    closed_ = loop_->create_future<void>();
+    if (!client_connected_) return;
+    // Our transports are StreamTransports: the writer shares ownership of it.
+    auto owner = dynamic_cast<StreamTransport&>(transport).shared_from_this();
+    StreamWriter writer(owner, shared_from_this(), reader_);
+    auto task = loop_->create_task(client_connected_(reader_, writer));
+    task.add_done_callback([owner](const AnyFuture& done) {
+      if (done.cancelled() || !done.exception()) return;
+      ExceptionContext context;
+      context.message = "Unhandled exception in client_connected_cb";
+      context.exception = done.exception();
+      context.transport = owner;
+      done.get_loop().call_exception_handler(context);
+      owner->close();
+    });
+  }
+  void data_received(std::string_view data) override { reader_.feed_data(data); }
+  bool eof_received() override {
+    reader_.feed_eof();
+    return true;  // the writer may still send (half-close)
+  }
+  void connection_lost(std::exception_ptr error) override {
+    if (error)
+      reader_.set_exception(error);
+    else
+      reader_.feed_eof();
+    reader_.state_->transport = nullptr;
+    lost_ = true;
+    lost_error_ = error;
+    wake_drainers();
+    if (closed_ && !closed_.done()) closed_.set_result();
+  }
+  void pause_writing() override { paused_ = true; }
+  void resume_writing() override {
+    paused_ = false;
+    wake_drainers();
+  }
+
+  Task<void> drain_helper() {
+    check_lost();
+    if (!paused_) co_return;
+    Future<void> waiter = loop_->create_future<void>();
+    drainers_.push_back(waiter);
+    co_await waiter;
+    check_lost();
+  }
+
+  Task<void> wait_closed() {
+    if (closed_) co_await closed_;
+  }
+
+ private:
+  void check_lost() const {
+    if (!lost_) return;
+    if (lost_error_) std::rethrow_exception(lost_error_);
+    throw std::system_error(std::make_error_code(std::errc::connection_reset), "Connection lost");
+  }
+  void wake_drainers() {
+    for (Future<void>& waiter : drainers_)
+      if (!waiter.done()) waiter.set_result();
+    drainers_.clear();
+  }
+
+  StreamReader reader_;
+  ClientConnected client_connected_;
+  EventLoop* loop_ = nullptr;
+  Future<void> closed_;
+  std::vector<Future<void>> drainers_;
+  bool paused_ = false;
+  bool lost_ = false;
+  std::exception_ptr lost_error_;
+};
+
+}  // namespace detail
+
+// ---- StreamReader ---------------------------------------------------------
+
+StreamReader::StreamReader(std::size_t limit) : state_(std::make_shared<detail::ReaderState>()) {
+  if (limit == 0) throw std::invalid_argument("StreamReader: limit must be > 0");
+  state_->limit = limit;
+}
+
+bool StreamReader::at_eof() const noexcept { return state_->eof && state_->buffer.empty(); }
+
+void StreamReader::feed_data(std::string_view data) {
+  if (data.empty()) return;
+  auto& s = *state_;
+  s.buffer += data;
+  s.wake();
+  if (s.transport && !s.paused && s.buffer.size() > 2 * s.limit) {
+    s.transport->pause_reading();
+    s.paused = true;
+  }
+}
+
+void StreamReader::feed_eof() {
+  state_->eof = true;
+  state_->wake();
+}
+
+void StreamReader::set_exception(std::exception_ptr error) {
+  auto& s = *state_;
+  s.error = error;
+  if (s.waiter && !s.waiter.done()) s.waiter.set_exception(error);
+}
+
+Task<void> StreamReader::wait_for_data(const char* method) {
+  auto& s = *state_;
+  if (s.waiter)
+    throw std::runtime_error(std::string(method) +
+                             "() called while another coroutine is already waiting for incoming data");
+  if (s.paused) {
+    s.paused = false;
+    if (s.transport) s.transport->resume_reading();
+  }
+  s.waiter = get_running_loop().create_future<void>();
+  detail::ScopeExit reset([&s] { s.waiter = Future<void>(); });
+  co_await s.waiter;
+}
+
+Task<std::string> StreamReader::read(long long n) {
+  auto& s = *state_;
+  s.check_error();
+  if (n == 0) co_return std::string();
+  if (n < 0) {
+    std::string all;
+    for (;;) {
+      std::string block = co_await read(static_cast<long long>(s.limit));
+      if (block.empty()) break;
+      all += block;
+    }
+    co_return all;
+  }
+  if (s.buffer.empty() && !s.eof) co_await wait_for_data("read");
+  co_return s.take(static_cast<std::size_t>(n));
+}
+
+Task<std::string> StreamReader::readexactly(std::size_t n) {
+  auto& s = *state_;
+  s.check_error();
+  while (s.buffer.size() < n) {
+    if (s.eof) {
+      std::string partial = std::move(s.buffer);
+      s.buffer.clear();
+      throw IncompleteReadError(std::move(partial), n);
+    }
+    co_await wait_for_data("readexactly");
+  }
+  co_return s.take(n);
+}
+
+Task<std::string> StreamReader::readuntil(std::string separator) {
+  if (separator.empty()) throw std::invalid_argument("readuntil: the separator must not be empty");
+  auto& s = *state_;
+  s.check_error();
+  std::size_t offset = 0, found;
+  for (;;) {
+    if (s.buffer.size() - offset >= separator.size()) {
+      found = s.buffer.find(separator, offset);
+      if (found != std::string::npos) break;
+      offset = s.buffer.size() + 1 - separator.size();
+      if (offset > s.limit) throw LimitOverrunError("Separator is not found, and chunk exceed the limit", offset);
+    }
+    if (s.eof) {
+      std::string partial = std::move(s.buffer);
+      s.buffer.clear();
+      throw IncompleteReadError(std::move(partial), std::nullopt);
+    }
+    co_await wait_for_data("readuntil");
+  }
+  if (found > s.limit) throw LimitOverrunError("Separator is found, but chunk is longer than limit", found);
+  co_return s.take(found + separator.size());
+}
+
+Task<std::string> StreamReader::readline() {
+  auto& s = *state_;
+  std::optional<std::size_t> overrun;
+  std::string message;
+  try {
+    co_return co_await readuntil("\n");
+  } catch (const IncompleteReadError& e) {
+    co_return e.partial;
+  } catch (const LimitOverrunError& e) {
+    overrun = e.consumed;
+    message = e.what();
+  }
+  // Drop the overlong line (through its separator when it was found).
+  if (s.buffer.compare(*overrun, 1, "\n") == 0)
+    s.buffer.erase(0, *overrun + 1);
+  else
+    s.buffer.clear();
+  s.maybe_resume();
+  throw LimitOverrunError(message, *overrun);
+}
+
+// ---- StreamWriter ---------------------------------------------------------
+
+StreamWriter::StreamWriter(std::shared_ptr<Transport> transport, std::shared_ptr<detail::StreamProtocol> protocol,
+                           StreamReader reader)
+    : transport_(std::move(transport)), protocol_(std::move(protocol)), reader_(std::move(reader)) {}
+
+Task<void> StreamWriter::drain() {
+  reader_.state_->check_error();
+  if (transport_->is_closing()) co_await sleep(0);  // let connection_lost run first, as asyncio
+  co_await protocol_->drain_helper();
+}
+
+Task<void> StreamWriter::wait_closed() { return protocol_->wait_closed(); }
+
+// ---- Functions ------------------------------------------------------------
+
+Task<std::pair<StreamReader, StreamWriter>> open_connection(std::string host, int port, ConnectOptions options,
+                                                            std::size_t limit) {
+  StreamReader reader(limit);
+  auto protocol = std::make_shared<detail::StreamProtocol>(reader, nullptr);
+  // Named: GCC 12 destroys a capturing lambda written inside a co_await twice.
+  ProtocolFactory factory = [protocol] { return protocol; };
+  auto [transport, made] = co_await get_running_loop().create_connection(factory, std::move(host), port, options);
+  co_return std::pair<StreamReader, StreamWriter>{reader, StreamWriter(transport, protocol, reader)};
+}
+
+Task<std::shared_ptr<Server>> start_server(ClientConnected client_connected, std::string host, int port,
+                                           ServerOptions options, std::size_t limit) {
+  if (!client_connected) throw std::invalid_argument("start_server: client_connected is empty");
+  ProtocolFactory factory = [client_connected, limit] {
+    return std::make_shared<detail::StreamProtocol>(StreamReader(limit), client_connected);
+  };
+  co_return co_await get_running_loop().create_server(std::move(factory), std::move(host), port, options);
+}
+
+}  // namespace aio

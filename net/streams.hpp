@@ -1,0 +1,96 @@
+// Streams: asyncio's high-level coroutine API over a transport and protocol
+// (open_connection, start_server, StreamReader, StreamWriter).
+#pragma once
+
+#include <core/event_loop.hpp>
+#include <net/server.hpp>
+#include <net/transports.hpp>
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace aio {
+
+namespace detail {
+struct ReaderState;
+class StreamProtocol;
+}  // namespace detail
+
+inline constexpr std::size_t stream_default_limit = 64 * 1024;  // asyncio's _DEFAULT_LIMIT
+
+// The reading half of a stream connection. A copyable handle: copies share
+// one buffer. Reads throw the connection's error if it broke, and only one
+// coroutine may wait for data at a time (std::runtime_error otherwise).
+class StreamReader {
+ public:
+  // Up to `n` bytes (at least one unless at end of file, then empty); with
+  // n < 0, everything until end of file.
+  Task<std::string> read(long long n = -1);
+  // Up to and including the next '\n'; at end of file what is left (maybe
+  // empty). LimitOverrunError when the line exceeds the limit (the data is
+  // then dropped, up to the separator if it was found).
+  Task<std::string> readline();
+  // Exactly `n` bytes, or IncompleteReadError at end of file.
+  Task<std::string> readexactly(std::size_t n);
+  // Up to and including `separator`; IncompleteReadError at end of file,
+  // LimitOverrunError past the limit (the data stays in the buffer).
+  Task<std::string> readuntil(std::string separator = "\n");
+  // True once end of file was reached and the buffer is empty.
+  bool at_eof() const noexcept;
+
+  // What the protocol feeds (public as in asyncio, for tests and adapters).
+  void feed_data(std::string_view data);
+  void feed_eof();
+  void set_exception(std::exception_ptr error);
+
+  explicit StreamReader(std::size_t limit = stream_default_limit);
+
+ private:
+  friend class detail::StreamProtocol;
+  friend class StreamWriter;
+  Task<void> wait_for_data(const char* method);
+  std::shared_ptr<detail::ReaderState> state_;
+};
+
+// The writing half. A copyable handle to the transport.
+class StreamWriter {
+ public:
+  void write(std::string_view data) { transport_->write(data); }
+  void writelines(std::span<const std::string_view> lines) { transport_->writelines(lines); }
+  void write_eof() { transport_->write_eof(); }
+  bool can_write_eof() const noexcept { return transport_->can_write_eof(); }
+  void close() { transport_->close(); }
+  bool is_closing() const noexcept { return transport_->is_closing(); }
+  // Waits until the write buffer is below its low-water mark; throws the
+  // connection's error (std::system_error connection_reset if it was lost
+  // without one) once the connection is gone.
+  Task<void> drain();
+  // Waits until the connection is closed.
+  Task<void> wait_closed();
+  std::any get_extra_info(std::string_view name) const { return transport_->get_extra_info(name); }
+  Transport& transport() const noexcept { return *transport_; }
+
+  StreamWriter(std::shared_ptr<Transport> transport, std::shared_ptr<detail::StreamProtocol> protocol,
+               StreamReader reader);
+
+ private:
+  std::shared_ptr<Transport> transport_;
+  std::shared_ptr<detail::StreamProtocol> protocol_;
+  StreamReader reader_;
+};
+
+// Connects to host:port and returns the stream pair.
+Task<std::pair<StreamReader, StreamWriter>> open_connection(std::string host, int port, ConnectOptions options = {},
+                                                            std::size_t limit = stream_default_limit);
+
+// Runs `client_connected(reader, writer)` as a task for each connection. An
+// exception escaping it is reported and closes that connection.
+using ClientConnected = std::function<Task<void>(StreamReader, StreamWriter)>;
+Task<std::shared_ptr<Server>> start_server(ClientConnected client_connected, std::string host, int port,
+                                           ServerOptions options = {}, std::size_t limit = stream_default_limit);
+
+}  // namespace aio
