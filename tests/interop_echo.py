@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Interop: Python's own asyncio streams as the client of aio-echo.
 
-    interop_echo.py AIO_ECHO [--mode protocol|buffered]
+    interop_echo.py AIO_ECHO [--mode protocol|buffered|streams]
 
 Starts aio-echo on a free loopback port (backend from AIO_BACKEND), sends
 8 MiB of random bytes while reading the echo, half-closes, and checks that

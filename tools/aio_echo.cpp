@@ -6,6 +6,7 @@
 // does not read its echo, the server stops reading from it.
 #include <core/aio.hpp>
 #include <net/server.hpp>
+#include <net/streams.hpp>
 #include <net/transports.hpp>
 
 #include <CLI/CLI.hpp>
@@ -46,14 +47,30 @@ class BufferedEchoProtocol final : public aio::BufferedProtocol {
   std::vector<char> buffer_ = std::vector<char>(256 * 1024);
 };
 
+// The streams flavour: read what is there, write it back, drain.
+aio::Task<void> echo_stream(aio::StreamReader reader, aio::StreamWriter writer) {
+  for (;;) {
+    std::string data = co_await reader.read(256 * 1024);
+    if (data.empty()) break;  // the client half-closed: everything was echoed
+    writer.write(data);
+    co_await writer.drain();
+  }
+  writer.close();
+}
+
 aio::Task<void> serve(std::string host, int port, std::string mode) {
   auto& loop = aio::get_running_loop();
-  aio::ProtocolFactory factory;
-  if (mode == "buffered")
-    factory = [] { return std::make_shared<BufferedEchoProtocol>(); };
-  else
-    factory = [] { return std::make_shared<EchoProtocol>(); };
-  auto server = co_await loop.create_server(factory, host, port);
+  std::shared_ptr<aio::Server> server;
+  if (mode == "streams") {
+    server = co_await aio::start_server(echo_stream, host, port);
+  } else {
+    aio::ProtocolFactory factory;
+    if (mode == "buffered")
+      factory = [] { return std::make_shared<BufferedEchoProtocol>(); };
+    else
+      factory = [] { return std::make_shared<EchoProtocol>(); };
+    server = co_await loop.create_server(factory, host, port);
+  }
   std::cerr << "aio-echo: " << mode << " on " << server->sockets().front().getsockname().to_string() << " ("
             << loop.backend() << ")\n";
   co_await server->serve_forever();
@@ -66,8 +83,9 @@ int main(int argc, char** argv) {
   std::string backend, host = "127.0.0.1", mode = "protocol";
   int port = 8888;
   app.add_option("--backend", backend, "Event loop backend (default: AIO_BACKEND, else the platform default)");
-  app.add_option("--mode", mode, "protocol (data_received) or buffered (BufferedProtocol)")
-      ->check(CLI::IsMember({"protocol", "buffered"}));
+  app.add_option("--mode", mode,
+                 "protocol (data_received), buffered (BufferedProtocol) or streams (StreamReader/Writer)")
+      ->check(CLI::IsMember({"protocol", "buffered", "streams"}));
   app.add_option("--host", host, "Address to listen on");
   app.add_option("--port", port, "Port to listen on (0: any free port)")->check(CLI::Range(0, 65535));
   app.add_option("port_arg", port, "The port, as a positional argument (as run.sh passes it)")
