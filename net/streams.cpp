@@ -33,8 +33,13 @@ struct ReaderState {
     if (error) std::rethrow_exception(error);
   }
   std::string take(std::size_t n) {
-    std::string out = buffer.substr(0, n);
-    buffer.erase(0, n);
+    std::string out;
+    if (n >= buffer.size())
+      out.swap(buffer);  // all of it: hand the buffer over instead of copying
+    else {
+      out = buffer.substr(0, n);
+      buffer.erase(0, n);
+    }
     maybe_resume();
     return out;
   }

@@ -12,6 +12,9 @@
 #include <CLI/CLI.hpp>
 
 #include <exception>
+#if __has_include(<malloc.h>)
+#include <malloc.h>
+#endif
 #include <iostream>
 #include <memory>
 #include <string>
@@ -79,6 +82,13 @@ aio::Task<void> serve(std::string host, int port, std::string mode) {
 }  // namespace
 
 int main(int argc, char** argv) {
+#if defined(M_TRIM_THRESHOLD) && defined(M_MMAP_THRESHOLD)
+  // glibc hands freed memory above 128 KiB back to the kernel and maps it
+  // anew on the next large message: every 100 KiB echo then pays for fresh
+  // pages. A server that reuses such buffers keeps them instead.
+  mallopt(M_MMAP_THRESHOLD, 64 << 20);
+  mallopt(M_TRIM_THRESHOLD, 256 << 20);
+#endif
   CLI::App app{"aio-echo: an aiocpp echo server"};
   std::string backend, host = "127.0.0.1", mode = "protocol";
   int port = 8888;
