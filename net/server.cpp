@@ -177,6 +177,14 @@ void check_port(int port, const char* method) {
     throw std::invalid_argument(std::string(method) + ": invalid port " + std::to_string(port) + ": must be 0..65535");
 }
 
+// The Server over bound sockets, serving unless told not to.
+Task<std::shared_ptr<Server>> open_server(EventLoop& loop, ProtocolFactory factory, std::vector<Socket> sockets,
+                                          ServerOptions options) {
+  auto server = std::make_shared<Server>(loop, std::move(factory), std::move(sockets), options.backlog);
+  if (options.start_serving) co_await server->start_serving();
+  co_return server;
+}
+
 }  // namespace
 
 Task<std::shared_ptr<Server>> EventLoop::create_server(ProtocolFactory factory, std::string host, int port,
@@ -221,9 +229,7 @@ Task<std::shared_ptr<Server>> EventLoop::create_server(ProtocolFactory factory, 
     }
     sockets.push_back(std::move(sock));
   }
-  auto server = std::make_shared<Server>(*this, std::move(factory), std::move(sockets), options.backlog);
-  if (options.start_serving) co_await server->start_serving();
-  co_return server;
+  co_return co_await open_server(*this, std::move(factory), std::move(sockets), options);
 }
 
 Task<std::shared_ptr<Server>> EventLoop::create_server(ProtocolFactory factory, Socket sock, ServerOptions options) {
@@ -233,9 +239,7 @@ Task<std::shared_ptr<Server>> EventLoop::create_server(ProtocolFactory factory, 
   if (!factory) throw std::invalid_argument("create_server: the protocol factory is empty");
   std::vector<Socket> sockets;
   sockets.push_back(std::move(sock));
-  auto server = std::make_shared<Server>(*this, std::move(factory), std::move(sockets), options.backlog);
-  if (options.start_serving) co_await server->start_serving();
-  co_return server;
+  co_return co_await open_server(*this, std::move(factory), std::move(sockets), options);
 }
 
 Task<std::pair<std::shared_ptr<Transport>, std::shared_ptr<BaseProtocol>>> EventLoop::create_connection(
