@@ -78,13 +78,22 @@ struct ServerOptions {
   bool start_serving = true;
 };
 
-// create_connection's keyword arguments (happy_eyeballs_delay and
-// interleave are not in this release: addresses are tried one by one).
+// create_connection's keyword arguments.
 struct ConnectOptions {
   int family = 0;
   int proto = 0;
   int flags = 0;
   std::optional<SocketAddress> local_addr = std::nullopt;  // bound before connecting
+  // Happy Eyeballs (RFC 8305): with a delay (seconds, >= 0; 0.25 is the
+  // RFC's value), the next address is tried once the current attempt has
+  // been pending that long, and the first connection wins. Without one,
+  // addresses are tried one after another.
+  std::optional<double> happy_eyeballs_delay = std::nullopt;
+  // Reorders the addresses so that families alternate, after `interleave`
+  // addresses of the first family (RFC 8305's "First Address Family
+  // Count"); 0 keeps the resolver's order. Default: 1 with a
+  // happy_eyeballs_delay, else 0.
+  std::optional<int> interleave = std::nullopt;
   bool all_errors = false;  // on failure throw ConnectionErrors with every attempt's error
 };
 
@@ -322,8 +331,10 @@ class EventLoop {
       ProtocolFactory factory, Socket sock);
 
   // Opens a TCP connection to the first address of `host` that accepts it
-  // (host names are resolved on the executor) and returns (transport,
-  // protocol) once connection_made ran. TCP_NODELAY is set. Failing every
+  // (host names are resolved on the executor; see ConnectOptions for Happy
+  // Eyeballs) and returns (transport, protocol) once connection_made ran.
+  // TCP_NODELAY is set. std::invalid_argument for a negative or non-finite
+  // happy_eyeballs_delay or a negative interleave. Failing every
   // address throws that error (one attempt, or all alike) or, with several
   // different ones, a std::system_error naming them all (ConnectionErrors
   // with all_errors).

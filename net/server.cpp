@@ -2,6 +2,7 @@
 #include <core/log.hpp>
 #include <core/tasks.hpp>
 #include <net/dns.hpp>
+#include <net/happy_eyeballs.hpp>
 #include <net/selector_transport.hpp>
 #include <net/server.hpp>
 
@@ -16,6 +17,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <stdexcept>
 #include <system_error>
 
@@ -251,32 +253,21 @@ Task<std::pair<std::shared_ptr<Transport>, std::shared_ptr<BaseProtocol>>> Event
     ProtocolFactory factory, std::string host, int port, ConnectOptions options) {
   check_port(port, "create_connection");
   if (!factory) throw std::invalid_argument("create_connection: the protocol factory is empty");
+  if (options.happy_eyeballs_delay &&
+      !(*options.happy_eyeballs_delay >= 0 && std::isfinite(*options.happy_eyeballs_delay)))
+    throw std::invalid_argument(
+        "create_connection: happy_eyeballs_delay must be a finite number of seconds >= 0, got " +
+        std::to_string(*options.happy_eyeballs_delay));
+  if (options.interleave && *options.interleave < 0)
+    throw std::invalid_argument("create_connection: interleave must be >= 0, got " +
+                                std::to_string(*options.interleave));
   auto infos = co_await getaddrinfo(host, port, options.family, SOCK_STREAM, options.proto, options.flags);
+  int interleave = options.interleave.value_or(options.happy_eyeballs_delay ? 1 : 0);
+  infos = detail::interleave_addrinfos(std::move(infos), interleave);
   std::vector<std::exception_ptr> errors;
-  for (const AddrInfo& info : infos) {
-    Socket sock = Socket::create(info.family, SOCK_STREAM, info.protocol);
-    std::exception_ptr failed;
-    try {
-      if (options.local_addr) {
-        if (options.local_addr->family() != info.family)
-          throw std::system_error(std::make_error_code(std::errc::address_family_not_supported),
-                                  "create_connection: local_addr " + options.local_addr->to_string() +
-                                      " is not of the family of " + info.address.to_string());
-        sock.bind(*options.local_addr);
-      }
-    } catch (const std::system_error&) {
-      failed = std::current_exception();
-    }
-    if (!failed) {
-      try {
-        co_await sock_connect(sock, info.address);
-      } catch (const std::system_error&) {
-        failed = std::current_exception();
-      }
-    }
-    if (!failed) co_return co_await connect_accepted_socket(std::move(factory), std::move(sock));
-    errors.push_back(failed);
-  }
+  Socket sock = co_await detail::connect_staggered(*this, std::move(infos), options.local_addr,
+                                                   options.happy_eyeballs_delay, errors);
+  if (sock) co_return co_await connect_accepted_socket(std::move(factory), std::move(sock));
   if (errors.empty())
     throw std::system_error(std::make_error_code(std::errc::address_not_available),
                             "create_connection: no address for '" + host + "'");
