@@ -78,6 +78,15 @@ struct ServerOptions {
   bool start_serving = true;
 };
 
+// create_unix_server's keyword arguments.
+struct UnixServerOptions {
+  int backlog = 100;
+  bool start_serving = true;
+  // Remove the socket file when the server closes, unless another socket
+  // has replaced it meanwhile.
+  bool cleanup_socket = true;
+};
+
 // create_connection's keyword arguments.
 struct ConnectOptions {
   int family = 0;
@@ -353,6 +362,22 @@ class EventLoop {
                                               ServerOptions options = {});
   // On an already bound stream socket.
   Task<std::shared_ptr<Server>> create_server(ProtocolFactory factory, Socket sock, ServerOptions options = {});
+
+  // Unix-domain stream sockets (POSIX; a path starting with '\0' is a Linux
+  // abstract name). The server first removes a socket file left at `path`
+  // (any other kind of file makes bind fail, "already in use"). A bad path
+  // is std::invalid_argument, as is a Socket that is not a Unix stream
+  // socket; where Unix sockets do not exist (Windows), every path is.
+  Task<std::shared_ptr<Server>> create_unix_server(ProtocolFactory factory, std::string path,
+                                                   UnixServerOptions options = {});
+  // On an already bound AF_UNIX stream socket.
+  Task<std::shared_ptr<Server>> create_unix_server(ProtocolFactory factory, Socket sock,
+                                                   UnixServerOptions options = {});
+  Task<std::pair<std::shared_ptr<Transport>, std::shared_ptr<BaseProtocol>>> create_unix_connection(
+      ProtocolFactory factory, std::string path);
+  // With an already connected AF_UNIX stream socket.
+  Task<std::pair<std::shared_ptr<Transport>, std::shared_ptr<BaseProtocol>>> create_unix_connection(
+      ProtocolFactory factory, Socket sock);
 
   // ---- DNS (net/dns.hpp) -----------------------------------------------
 

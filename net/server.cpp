@@ -35,8 +35,13 @@ constexpr double accept_retry_delay = 1.0;  // asyncio's constants.ACCEPT_RETRY_
 
 }  // namespace
 
-Server::Server(EventLoop& loop, ProtocolFactory factory, std::vector<Socket> sockets, int backlog)
-    : loop_(loop), factory_(std::move(factory)), sockets_(std::move(sockets)), backlog_(backlog) {}
+Server::Server(EventLoop& loop, ProtocolFactory factory, std::vector<Socket> sockets, int backlog,
+               std::vector<detail::UnixSocketFile> socket_files)
+    : loop_(loop),
+      factory_(std::move(factory)),
+      sockets_(std::move(sockets)),
+      socket_files_(std::move(socket_files)),
+      backlog_(backlog) {}
 
 Server::~Server() {
   for (Socket& sock : sockets_) loop_.remove_reader(sock.fileno());
@@ -126,7 +131,8 @@ void Server::close() {
   for (TimerHandle& retry : retries_) retry.cancel();
   retries_.clear();
   for (Socket& sock : sockets_) loop_.remove_reader(sock.fileno());
-  sockets_.clear();  // closes them
+  sockets_.clear();       // closes them
+  socket_files_.clear();  // removes them
   if (serving_forever_ && !serving_forever_.done()) serving_forever_.cancel();
   if (clients_.empty()) wake_waiters();
 }
@@ -181,10 +187,23 @@ void check_port(int port, const char* method) {
 
 // The Server over bound sockets, serving unless told not to.
 Task<std::shared_ptr<Server>> open_server(EventLoop& loop, ProtocolFactory factory, std::vector<Socket> sockets,
-                                          ServerOptions options) {
-  auto server = std::make_shared<Server>(loop, std::move(factory), std::move(sockets), options.backlog);
-  if (options.start_serving) co_await server->start_serving();
+                                          int backlog, bool start_serving,
+                                          std::vector<detail::UnixSocketFile> socket_files = {}) {
+  if (!factory) throw std::invalid_argument("create_server: the protocol factory is empty");
+  if (backlog < 1) throw std::invalid_argument("create_server: backlog must be >= 1");
+  auto server =
+      std::make_shared<Server>(loop, std::move(factory), std::move(sockets), backlog, std::move(socket_files));
+  if (start_serving) co_await server->start_serving();
   co_return server;
+}
+
+// A stream socket of `family`, or std::invalid_argument naming `method`.
+void check_stream_socket(const Socket& sock, int family, const char* method) {
+  if (!sock) throw std::invalid_argument(std::string(method) + ": the socket is closed (an empty aio::Socket)");
+  if (sock.get_option(SOL_SOCKET, SO_TYPE) != SOCK_STREAM)
+    throw std::invalid_argument(std::string(method) + ": a stream socket (SOCK_STREAM) was expected");
+  if (family != AF_UNSPEC && sock.getsockname().family() != family)
+    throw std::invalid_argument(std::string(method) + ": a Unix-domain socket (AF_UNIX) was expected");
 }
 
 }  // namespace
@@ -197,8 +216,6 @@ Task<std::shared_ptr<Server>> EventLoop::create_server(ProtocolFactory factory, 
 Task<std::shared_ptr<Server>> EventLoop::create_server(ProtocolFactory factory, std::vector<std::string> hosts,
                                                        int port, ServerOptions options) {
   check_port(port, "create_server");
-  if (!factory) throw std::invalid_argument("create_server: the protocol factory is empty");
-  if (options.backlog < 1) throw std::invalid_argument("create_server: backlog must be >= 1");
   if (hosts.empty()) hosts.emplace_back();
   std::vector<AddrInfo> infos;
   for (const std::string& host : hosts) {
@@ -231,17 +248,55 @@ Task<std::shared_ptr<Server>> EventLoop::create_server(ProtocolFactory factory, 
     }
     sockets.push_back(std::move(sock));
   }
-  co_return co_await open_server(*this, std::move(factory), std::move(sockets), options);
+  co_return co_await open_server(*this, std::move(factory), std::move(sockets), options.backlog, options.start_serving);
 }
 
 Task<std::shared_ptr<Server>> EventLoop::create_server(ProtocolFactory factory, Socket sock, ServerOptions options) {
-  if (!sock) throw std::invalid_argument("create_server: the socket is closed (an empty aio::Socket)");
-  if (sock.get_option(SOL_SOCKET, SO_TYPE) != SOCK_STREAM)
-    throw std::invalid_argument("create_server: a stream socket (SOCK_STREAM) was expected");
-  if (!factory) throw std::invalid_argument("create_server: the protocol factory is empty");
+  check_stream_socket(sock, AF_UNSPEC, "create_server");
   std::vector<Socket> sockets;
   sockets.push_back(std::move(sock));
-  co_return co_await open_server(*this, std::move(factory), std::move(sockets), options);
+  co_return co_await open_server(*this, std::move(factory), std::move(sockets), options.backlog, options.start_serving);
+}
+
+Task<std::shared_ptr<Server>> EventLoop::create_unix_server(ProtocolFactory factory, std::string path,
+                                                            UnixServerOptions options) {
+  SocketAddress address = SocketAddress::unix_path(path);  // validates the path
+  detail::remove_stale_unix_socket(path);
+  Socket sock = Socket::create(AF_UNIX, SOCK_STREAM);
+  try {
+    sock.bind(address);
+  } catch (const std::system_error& e) {
+    if (e.code() == std::errc::address_in_use)
+      throw std::system_error(e.code(), "create_unix_server: address " + address.to_string() + " is already in use");
+    throw;
+  }
+  co_return co_await create_unix_server(std::move(factory), std::move(sock), options);
+}
+
+Task<std::shared_ptr<Server>> EventLoop::create_unix_server(ProtocolFactory factory, Socket sock,
+                                                            UnixServerOptions options) {
+  check_stream_socket(sock, AF_UNIX, "create_unix_server");
+  std::vector<detail::UnixSocketFile> files;
+  if (options.cleanup_socket) files.push_back(detail::UnixSocketFile::record(sock.getsockname()));
+  std::vector<Socket> sockets;
+  sockets.push_back(std::move(sock));
+  co_return co_await open_server(*this, std::move(factory), std::move(sockets), options.backlog, options.start_serving,
+                                 std::move(files));
+}
+
+Task<std::pair<std::shared_ptr<Transport>, std::shared_ptr<BaseProtocol>>> EventLoop::create_unix_connection(
+    ProtocolFactory factory, std::string path) {
+  SocketAddress address = SocketAddress::unix_path(path);  // validates the path
+  if (!factory) throw std::invalid_argument("create_unix_connection: the protocol factory is empty");
+  Socket sock = Socket::create(AF_UNIX, SOCK_STREAM);
+  co_await sock_connect(sock, address);
+  co_return co_await connect_accepted_socket(std::move(factory), std::move(sock));
+}
+
+Task<std::pair<std::shared_ptr<Transport>, std::shared_ptr<BaseProtocol>>> EventLoop::create_unix_connection(
+    ProtocolFactory factory, Socket sock) {
+  check_stream_socket(sock, AF_UNIX, "create_unix_connection");
+  return connect_accepted_socket(std::move(factory), std::move(sock));
 }
 
 Task<std::pair<std::shared_ptr<Transport>, std::shared_ptr<BaseProtocol>>> EventLoop::create_connection(

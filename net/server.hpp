@@ -3,6 +3,7 @@
 
 #include <core/event_loop.hpp>
 #include <net/socket.hpp>
+#include <net/unix_socket_file.hpp>
 
 #include <memory>
 #include <unordered_map>
@@ -16,12 +17,15 @@ class StreamTransport;
 
 class Server : public std::enable_shared_from_this<Server> {
  public:
-  Server(EventLoop& loop, ProtocolFactory factory, std::vector<Socket> sockets, int backlog);
+  // `socket_files`: Unix socket files to remove when the server closes.
+  Server(EventLoop& loop, ProtocolFactory factory, std::vector<Socket> sockets, int backlog,
+         std::vector<detail::UnixSocketFile> socket_files = {});
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
   ~Server();
 
-  // Stops listening and closes the listening sockets; connections already
+  // Stops listening and closes the listening sockets (removing the socket
+  // file of a Unix server made with cleanup_socket); connections already
   // accepted stay open. Idempotent.
   void close();
   // Closes / aborts every connection accepted so far (and still open).
@@ -50,6 +54,7 @@ class Server : public std::enable_shared_from_this<Server> {
   EventLoop& loop_;
   ProtocolFactory factory_;
   std::vector<Socket> sockets_;
+  std::vector<detail::UnixSocketFile> socket_files_;
   int backlog_;
   bool serving_ = false;
   bool closed_ = false;

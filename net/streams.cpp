@@ -266,23 +266,51 @@ Task<void> StreamWriter::wait_closed() { return protocol_->wait_closed(); }
 
 // ---- Functions ------------------------------------------------------------
 
-Task<std::pair<StreamReader, StreamWriter>> open_connection(std::string host, int port, ConnectOptions options,
-                                                            std::size_t limit) {
+namespace {
+
+// The stream pair over a connection that `connect(factory)` makes.
+template <class Connect>
+Task<std::pair<StreamReader, StreamWriter>> open_streams(std::size_t limit, Connect connect) {
   StreamReader reader(limit);
   auto protocol = std::make_shared<detail::StreamProtocol>(reader, nullptr);
-  // Named: GCC 12 destroys a capturing lambda written inside a co_await twice.
   ProtocolFactory factory = [protocol] { return protocol; };
-  auto [transport, made] = co_await get_running_loop().create_connection(factory, std::move(host), port, options);
+  auto [transport, made] = co_await connect(std::move(factory));
   co_return std::pair<StreamReader, StreamWriter>{reader, StreamWriter(transport, protocol, reader)};
+}
+
+// A protocol factory running `client_connected` for each connection.
+ProtocolFactory serving_factory(ClientConnected client_connected, std::size_t limit, const char* method) {
+  if (!client_connected) throw std::invalid_argument(std::string(method) + ": client_connected is empty");
+  return [client_connected = std::move(client_connected), limit] {
+    return std::make_shared<detail::StreamProtocol>(StreamReader(limit), client_connected);
+  };
+}
+
+}  // namespace
+
+Task<std::pair<StreamReader, StreamWriter>> open_connection(std::string host, int port, ConnectOptions options,
+                                                            std::size_t limit) {
+  return open_streams(limit, [host = std::move(host), port, options](ProtocolFactory factory) {
+    return get_running_loop().create_connection(std::move(factory), host, port, options);
+  });
+}
+
+Task<std::pair<StreamReader, StreamWriter>> open_unix_connection(std::string path, std::size_t limit) {
+  return open_streams(limit, [path = std::move(path)](ProtocolFactory factory) {
+    return get_running_loop().create_unix_connection(std::move(factory), path);
+  });
 }
 
 Task<std::shared_ptr<Server>> start_server(ClientConnected client_connected, std::string host, int port,
                                            ServerOptions options, std::size_t limit) {
-  if (!client_connected) throw std::invalid_argument("start_server: client_connected is empty");
-  ProtocolFactory factory = [client_connected, limit] {
-    return std::make_shared<detail::StreamProtocol>(StreamReader(limit), client_connected);
-  };
-  co_return co_await get_running_loop().create_server(std::move(factory), std::move(host), port, options);
+  ProtocolFactory factory = serving_factory(std::move(client_connected), limit, "start_server");
+  return get_running_loop().create_server(std::move(factory), std::move(host), port, options);
+}
+
+Task<std::shared_ptr<Server>> start_unix_server(ClientConnected client_connected, std::string path,
+                                                UnixServerOptions options, std::size_t limit) {
+  ProtocolFactory factory = serving_factory(std::move(client_connected), limit, "start_unix_server");
+  return get_running_loop().create_unix_server(std::move(factory), std::move(path), options);
 }
 
 }  // namespace aio

@@ -87,10 +87,19 @@ class StreamWriter {
 Task<std::pair<StreamReader, StreamWriter>> open_connection(std::string host, int port, ConnectOptions options = {},
                                                             std::size_t limit = stream_default_limit);
 
+// Connects to the Unix-domain stream socket at `path` (POSIX).
+Task<std::pair<StreamReader, StreamWriter>> open_unix_connection(std::string path,
+                                                                 std::size_t limit = stream_default_limit);
+
 // Runs `client_connected(reader, writer)` as a task for each connection. An
-// exception escaping it is reported and closes that connection.
+// exception escaping it is reported and closes that connection. An empty
+// client_connected is std::invalid_argument (thrown at once, not by the task).
 using ClientConnected = std::function<Task<void>(StreamReader, StreamWriter)>;
 Task<std::shared_ptr<Server>> start_server(ClientConnected client_connected, std::string host, int port,
                                            ServerOptions options = {}, std::size_t limit = stream_default_limit);
+// The same on a Unix-domain stream socket at `path` (POSIX).
+Task<std::shared_ptr<Server>> start_unix_server(ClientConnected client_connected, std::string path,
+                                                UnixServerOptions options = {},
+                                                std::size_t limit = stream_default_limit);
 
 }  // namespace aio
