@@ -234,3 +234,62 @@ TEST_CASE("streams: a StreamReader fed by hand; bad arguments") {
   CHECK_THROWS_WITH_AS(test::run(*loop, broken.read(1)), "broken stream", std::runtime_error);
   loop->close();
 }
+
+namespace {
+
+// Byte i of a stream that is not periodic at any power of two.
+char pattern_at(std::size_t i) { return static_cast<char>((i * 7 + i / 4093) & 0xff); }
+
+// An echo that stops reading while its own write buffer is full.
+struct BackpressureEcho : aio::Protocol {
+  aio::Transport* transport = nullptr;
+  int paused = 0;
+  void connection_made(aio::Transport& t) override { transport = &t; }
+  void data_received(std::string_view data) override { transport->write(data); }
+  void pause_writing() override {
+    ++paused;
+    transport->pause_reading();
+  }
+  void resume_writing() override { transport->resume_reading(); }
+};
+
+}  // namespace
+
+TEST_CASE("streams: 64 MiB through an echo server with flow control on both ends, nothing lost or duplicated") {
+  auto loop = make_loop();
+  const std::size_t total = 64 << 20, chunk = 256 * 1024;
+  auto echo = std::make_shared<BackpressureEcho>();
+  auto main = [&]() -> aio::Task<void> {
+    aio::ProtocolFactory factory = [echo] { return echo; };
+    auto server = co_await loop->create_server(factory, "127.0.0.1", 0);
+    auto [reader, writer] = co_await aio::open_connection("127.0.0.1", port_of(*server));
+    auto send = [&, writer]() mutable -> aio::Task<void> {
+      std::string data(chunk, '\0');
+      for (std::size_t sent = 0; sent < total; sent += chunk) {
+        for (std::size_t i = 0; i < chunk; ++i) data[i] = pattern_at(sent + i);
+        writer.write(data);
+        co_await writer.drain();
+      }
+      writer.write_eof();
+    };
+    auto sending = loop->create_task(send());
+    std::size_t received = 0, first_bad = total;
+    for (;;) {
+      std::string data = co_await reader.read(chunk);
+      if (data.empty()) break;
+      for (std::size_t i = 0; i < data.size() && first_bad == total; ++i)
+        if (data[i] != pattern_at(received + i)) first_bad = received + i;
+      received += data.size();
+    }
+    co_await sending;
+    CHECK(received == total);
+    CHECK(first_bad == total);
+    CHECK(echo->paused > 0);  // the server's flow control did engage
+    writer.close();
+    co_await writer.wait_closed();
+    server->close();
+    co_await aio::wait_for(server->wait_closed(), 5.0);
+  };
+  test::run(*loop, main(), 120.0);
+  loop->close();
+}

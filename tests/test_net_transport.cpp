@@ -599,6 +599,41 @@ TEST_CASE("test_net_transport: a reset by the peer closes quietly with the error
   finish(*loop, c);
 }
 
+TEST_CASE("test_net_transport: a peer reset mid-write loses the connection once, quietly, without SIGPIPE") {
+  auto loop = make_loop();
+  test::CaptureErrors errors(*loop);
+  auto [server, client] = tcp_pair(*loop);
+  Conn c = wrap(*loop, std::move(server), std::move(client));
+  // More than the socket buffers hold: the rest waits in the transport.
+  c.tr->write(pattern(16 << 20));
+  REQUIRE(c.tr->get_write_buffer_size() > 0);
+  CHECK(c.proto->paused == 1);
+  spin(*loop, 0.01);
+  CHECK(c.proto->lost == 0);
+  abortive_close(c.peer);
+  test::run_until(*loop, [&] { return c.proto->lost > 0; });
+  INFO("callbacks: ", join(c.proto->events));
+  if (c.proto->error) {
+    try {
+      std::rethrow_exception(c.proto->error);
+    } catch (const std::system_error& e) {
+      INFO("error: ", e.what());
+      CHECK((e.code() == std::errc::connection_reset || e.code() == std::errc::broken_pipe ||
+             e.code() == std::errc::connection_aborted));
+    } catch (...) {
+      FAIL("connection_lost got something other than a std::system_error");
+    }
+  } else {
+    // libkqueue and Wine may report the reset as end of file: the
+    // transport then closes, and its pending data is dropped with it.
+    CHECK((test::backend_consumes_socket_errors(*loop) || !os_reports_reset(*loop)));
+  }
+  CHECK(c.tr->get_write_buffer_size() == 0);
+  c.tr->write("after the reset");  // dropped, not a crash
+  CHECK(errors.contexts.empty());  // a reset is the peer's doing: not reported
+  finish(*loop, c);
+}
+
 TEST_CASE("test_net_transport: an exception from data_received is a fatal transport error (32)") {
   auto loop = make_loop();
   test::CaptureErrors errors(*loop);
