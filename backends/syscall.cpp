@@ -3,6 +3,7 @@
 #ifdef _WIN32
 #include <winsock2.h>
 #include <mutex>
+#include <string>
 #else
 #include <sys/stat.h>
 #include <cerrno>
@@ -20,7 +21,15 @@ namespace {
 class WindowsCategory final : public std::error_category {
  public:
   const char* name() const noexcept override { return "windows"; }
-  std::string message(int code) const override { return std::system_category().message(code); }
+  std::string message(int code) const override {
+    std::string text = std::system_category().message(code);
+    // Wine 8.0 has no message text for most WSA codes ("Unknown error
+    // code"): the portable condition's text says the same thing.
+    std::error_condition portable = default_error_condition(code);
+    if (text.rfind("Unknown error", 0) == 0 && portable.category() == std::generic_category())
+      text = portable.message() + " (" + std::to_string(code) + ")";
+    return text;
+  }
   std::error_condition default_error_condition(int code) const noexcept override {
     switch (code) {
       case WSAECONNREFUSED:
