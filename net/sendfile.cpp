@@ -41,19 +41,6 @@ bool check_file(int file, std::size_t offset, std::optional<std::size_t> count, 
   return detail::is_regular_file(file, method);
 }
 
-// asyncio leaves the file position after what was sent however the call
-// ends (a pipe has none), then reports the call's own error, if any.
-void finish(int file, bool regular, std::uint64_t position, std::exception_ptr error) {
-  if (regular) {
-    try {
-      detail::seek_file(file, position);
-    } catch (const std::system_error&) {
-      if (!error) throw;
-    }
-  }
-  if (error) std::rethrow_exception(error);
-}
-
 // Sends with the OS's sendfile until `count` bytes (or the rest of the file)
 // went, counting them in `sent`. SendfileNotAvailableError when the OS
 // cannot, or refuses before the first byte. With a `transport`, its buffer
@@ -63,6 +50,7 @@ Task<void> send_native(EventLoop& loop, fd_t sock, int file, bool regular, std::
                        std::optional<std::size_t> count, detail::StreamTransport* transport, std::size_t& sent) {
   if (const char* missing = detail::native_sendfile_missing()) throw SendfileNotAvailableError(missing);
   if (!regular) throw SendfileNotAvailableError("not a regular file: sendfile reads regular files only");
+  if (sock == -1) throw SendfileNotAvailableError("this transport has no socket to sendfile to");
   if (transport) co_await transport->sendfile_flushed();
   while (!count || sent < *count) {
     if (transport) transport->sendfile_check_open();
@@ -118,6 +106,37 @@ Task<void> send_fallback(EventLoop& loop, Socket* sock, detail::StreamTransport*
   if (transport) co_await transport->sendfile_flushed();
 }
 
+// Natively, else (if allowed) by the fallback, to `sock` or through
+// `transport`; then leaves a regular file's position after what was sent,
+// as asyncio does however the call ends (a pipe has none).
+Task<std::size_t> send_file(EventLoop& loop, Socket* sock, detail::StreamTransport* transport, int file, bool regular,
+                            std::uint64_t offset, std::optional<std::size_t> count, bool fallback, const char* method) {
+  std::size_t sent = 0;
+  std::exception_ptr error;
+  try {
+    bool native = true;
+    try {
+      fd_t native_sock = sock ? sock->fileno() : transport->sendfile_socket();
+      co_await send_native(loop, native_sock, file, regular, offset, count, transport, sent);
+    } catch (const SendfileNotAvailableError&) {
+      if (!fallback) throw;
+      native = false;
+    }
+    if (!native) co_await send_fallback(loop, sock, transport, file, regular, offset, count, sent, method);
+  } catch (...) {
+    error = std::current_exception();
+  }
+  if (regular) {
+    try {
+      detail::seek_file(file, offset + sent);
+    } catch (const std::system_error&) {
+      if (!error) throw;
+    }
+  }
+  if (error) std::rethrow_exception(error);
+  co_return sent;
+}
+
 }  // namespace
 
 Task<std::size_t> EventLoop::sock_sendfile(Socket& sock, int file, std::size_t offset, std::optional<std::size_t> count,
@@ -128,22 +147,7 @@ Task<std::size_t> EventLoop::sock_sendfile(Socket& sock, int file, std::size_t o
   if (detail::socket_is_blocking(sock.fileno()))
     throw std::invalid_argument("sock_sendfile: the socket must be non-blocking");
   bool regular = check_file(file, offset, count, "sock_sendfile");
-  std::size_t sent = 0;
-  std::exception_ptr error;
-  try {
-    bool native = true;
-    try {
-      co_await send_native(*this, sock.fileno(), file, regular, offset, count, nullptr, sent);
-    } catch (const SendfileNotAvailableError&) {
-      if (!fallback) throw;
-      native = false;
-    }
-    if (!native) co_await send_fallback(*this, &sock, nullptr, file, regular, offset, count, sent, "sock_sendfile");
-  } catch (...) {
-    error = std::current_exception();
-  }
-  finish(file, regular, offset + sent, error);
-  co_return sent;
+  co_return co_await send_file(*this, &sock, nullptr, file, regular, offset, count, fallback, "sock_sendfile");
 }
 
 Task<std::size_t> EventLoop::sendfile(Transport& transport, int file, std::size_t offset,
@@ -159,22 +163,13 @@ Task<std::size_t> EventLoop::sendfile(Transport& transport, int file, std::size_
   std::size_t sent = 0;
   std::exception_ptr error;
   try {
-    bool native = true;
-    try {
-      fd_t sock = stream->sendfile_socket();
-      if (sock == -1) throw SendfileNotAvailableError("this transport has no socket to sendfile to");
-      co_await send_native(*this, sock, file, regular, offset, count, stream, sent);
-    } catch (const SendfileNotAvailableError&) {
-      if (!fallback) throw;
-      native = false;
-    }
-    if (!native) co_await send_fallback(*this, nullptr, stream, file, regular, offset, count, sent, "sendfile");
+    sent = co_await send_file(*this, nullptr, stream, file, regular, offset, count, fallback, "sendfile");
   } catch (...) {
     error = std::current_exception();
   }
   stream->end_sendfile();
   if (resume_reading) stream->resume_reading();
-  finish(file, regular, offset + sent, error);
+  if (error) std::rethrow_exception(error);
   co_return sent;
 }
 
