@@ -108,6 +108,14 @@ const std::error_category& os_category() { return std::system_category(); }
 void throw_os_error(int code, const std::string& what) { throw std::system_error(code, os_category(), what); }
 
 #ifdef _WIN32
+void throw_crt_error(int code, const std::string& what) {
+  throw std::system_error(code, std::generic_category(), what);
+}
+#else
+void throw_crt_error(int code, const std::string& what) { throw_os_error(code, what); }
+#endif
+
+#ifdef _WIN32
 int last_socket_error() noexcept { return WSAGetLastError(); }
 
 void ensure_sockets_ready() {

@@ -12,6 +12,11 @@ namespace aio::detail {
 // and message and compares equal to the matching std::errc condition.
 [[noreturn]] void throw_os_error(int code, const std::string& what);
 
+// Throws std::system_error for a failed C runtime file call (read, lseek,
+// fstat): errno values, the system category on POSIX; on Windows the C
+// runtime's errno is no Win32 code, so the generic category.
+[[noreturn]] void throw_crt_error(int code, const std::string& what);
+
 // The error of the last failed socket call: errno, or WSAGetLastError().
 int last_socket_error() noexcept;
 

@@ -65,6 +65,15 @@ class LimitOverrunError : public std::runtime_error {
   std::size_t consumed;
 };
 
+// sock_sendfile / sendfile cannot send natively here and fallback is false:
+// the file is not a regular file, the socket is one the OS's sendfile
+// refuses, or the OS (or this loop, e.g. a selector loop on Windows) has no
+// sendfile. what() says which. A RuntimeError in asyncio.
+class SendfileNotAvailableError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 // An asyncio method the running engine does not offer (add_reader on the
 // proactor), as asyncio's NotImplementedError.
 class NotImplementedError : public std::logic_error {

@@ -330,6 +330,26 @@ class EventLoop {
   // A connection on a listening socket, and the peer's address.
   virtual Task<std::pair<Socket, SocketAddress>> sock_accept(Socket& sock);
 
+  // Sends `count` bytes of `file` from `offset` (std::nullopt: up to the end
+  // of the file) and returns how many were sent: fewer if the file ends
+  // first, 0 for an empty range. `file` is a file descriptor open for
+  // reading: POSIX, or on Windows a C runtime one (_open, _pipe) in binary
+  // mode; the caller keeps it open and owns it. Afterwards a regular file's
+  // position is offset + the bytes sent, even when the call fails or is
+  // cancelled (a pipe has no position).
+  //
+  // Natively, with the OS's sendfile, for a regular file on Linux, FreeBSD
+  // and macOS. Elsewhere (Windows' selector loop, a pipe, a socket the OS
+  // refuses) SendfileNotAvailableError, or, with `fallback`, the file is
+  // read on the loop's thread in chunks of 256 KiB, each sent as by
+  // sock_sendall; a pipe must then have its data ready, as a read of it
+  // blocks the loop. std::invalid_argument for an empty socket, one that is
+  // not SOCK_STREAM or (POSIX) is blocking, a negative or closed `file`, a
+  // count of 0, an offset off_t cannot hold, or a nonzero offset into a
+  // pipe.
+  virtual Task<std::size_t> sock_sendfile(Socket& sock, int file, std::size_t offset = 0,
+                                          std::optional<std::size_t> count = std::nullopt, bool fallback = true);
+
   // ---- Transports (net/transports.hpp) -----------------------------------
 
   // Wraps an already connected stream socket (e.g. from sock_accept) in a
@@ -378,6 +398,28 @@ class EventLoop {
   // With an already connected AF_UNIX stream socket.
   Task<std::pair<std::shared_ptr<Transport>, std::shared_ptr<BaseProtocol>>> create_unix_connection(
       ProtocolFactory factory, Socket sock);
+
+  // Sends `file` over a stream transport, after the data it holds already,
+  // and returns the number of bytes sent; `file`, `offset`, `count` and the
+  // file position afterwards are as for sock_sendfile. A selector transport
+  // waits until its buffer is flushed, then sends natively on its socket
+  // where sock_sendfile would. Otherwise SendfileNotAvailableError, or, with
+  // `fallback`, the file is read in 256 KiB chunks written through the
+  // transport, waiting while its buffer is above the high-water mark, and
+  // the call returns once the buffer is flushed.
+  //
+  // While it runs, reading is paused (and resumed afterwards if it was on),
+  // write() and writelines() throw std::runtime_error("unable to write;
+  // sendfile is in progress"), and the protocol's pause_writing /
+  // resume_writing wait until the end. Closing or aborting the transport
+  // meanwhile makes the call fail with the error the connection was lost
+  // with, or std::system_error(std::errc::connection_aborted).
+  // std::runtime_error for a transport that is closing, not a stream
+  // transport of this library, or in a sendfile already; bad arguments are
+  // std::invalid_argument as for sock_sendfile. The transport is kept alive
+  // from the start of the call to its end.
+  Task<std::size_t> sendfile(Transport& transport, int file, std::size_t offset = 0,
+                             std::optional<std::size_t> count = std::nullopt, bool fallback = true);
 
   // ---- DNS (net/dns.hpp) -----------------------------------------------
 

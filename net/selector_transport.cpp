@@ -41,6 +41,7 @@ class SelectorSocketTransport final : public detail::StreamTransport {
     if (name == "socket" && sock_) return sock_.fileno();
     return {};
   }
+  fd_t sendfile_socket() const noexcept override { return sock_.fileno(); }
 
  private:
   void engine_start_reading() override {

@@ -3,21 +3,18 @@
 // readiness (the proactor) overrides the virtual ones.
 #include <core/tasks.hpp>
 #include <net/dns.hpp>
+#include <net/sock_ops.hpp>
 #include <net/socket.hpp>
 
 #include <stdexcept>
 
 namespace aio {
 
-namespace {
-
-void check_open(const Socket& sock, const char* method) {
+void detail::check_socket_open(const Socket& sock, const char* method) {
   if (!sock) throw std::invalid_argument(std::string(method) + ": the socket is closed (an empty aio::Socket)");
 }
 
-// Waits until `fd` is readable (or writable); the watch is removed however
-// the wait ends, cancellation included.
-Task<void> wait_ready(EventLoop& loop, fd_t fd, bool writable) {
+Task<void> detail::wait_ready(EventLoop& loop, fd_t fd, bool writable) {
   Future<void> ready = loop.create_future<void>();
   auto wake = [ready]() mutable {
     if (!ready.done()) ready.set_result();
@@ -30,13 +27,11 @@ Task<void> wait_ready(EventLoop& loop, fd_t fd, bool writable) {
   co_await ready;
 }
 
-}  // namespace
-
 Task<std::size_t> EventLoop::sock_recv_into(Socket& sock, std::span<char> buffer) {
-  check_open(sock, "sock_recv_into");
+  detail::check_socket_open(sock, "sock_recv_into");
   for (;;) {
     if (auto n = sock.try_recv(buffer.data(), buffer.size())) co_return *n;
-    co_await wait_ready(*this, sock.fileno(), false);
+    co_await detail::wait_ready(*this, sock.fileno(), false);
   }
 }
 
@@ -47,10 +42,10 @@ Task<std::string> EventLoop::sock_recv(Socket& sock, std::size_t nbytes) {
 }
 
 Task<std::pair<std::size_t, SocketAddress>> EventLoop::sock_recvfrom_into(Socket& sock, std::span<char> buffer) {
-  check_open(sock, "sock_recvfrom_into");
+  detail::check_socket_open(sock, "sock_recvfrom_into");
   for (;;) {
     if (auto got = sock.try_recvfrom(buffer.data(), buffer.size())) co_return std::move(*got);
-    co_await wait_ready(*this, sock.fileno(), false);
+    co_await detail::wait_ready(*this, sock.fileno(), false);
   }
 }
 
@@ -62,33 +57,33 @@ Task<std::pair<std::string, SocketAddress>> EventLoop::sock_recvfrom(Socket& soc
 }
 
 Task<void> EventLoop::sock_sendall(Socket& sock, std::string data) {
-  check_open(sock, "sock_sendall");
+  detail::check_socket_open(sock, "sock_sendall");
   std::size_t sent = 0;
   while (sent < data.size()) {
     if (auto n = sock.try_send(data.data() + sent, data.size() - sent))
       sent += *n;
     else
-      co_await wait_ready(*this, sock.fileno(), true);
+      co_await detail::wait_ready(*this, sock.fileno(), true);
   }
 }
 
 Task<std::size_t> EventLoop::sock_sendto(Socket& sock, std::string data, SocketAddress address) {
-  check_open(sock, "sock_sendto");
+  detail::check_socket_open(sock, "sock_sendto");
   for (;;) {
     if (auto n = sock.try_sendto(data.data(), data.size(), address)) co_return *n;
-    co_await wait_ready(*this, sock.fileno(), true);
+    co_await detail::wait_ready(*this, sock.fileno(), true);
   }
 }
 
 Task<void> EventLoop::sock_connect(Socket& sock, SocketAddress address) {
-  check_open(sock, "sock_connect");
+  detail::check_socket_open(sock, "sock_connect");
   if (sock.start_connect(address)) co_return;
-  co_await wait_ready(*this, sock.fileno(), true);
+  co_await detail::wait_ready(*this, sock.fileno(), true);
   sock.finish_connect(address);
 }
 
 Task<void> EventLoop::sock_connect(Socket& sock, std::string host, int port) {
-  check_open(sock, "sock_connect");
+  detail::check_socket_open(sock, "sock_connect");
   if (port < 0 || port > 65535)
     throw std::invalid_argument("sock_connect: invalid port " + std::to_string(port) + ": must be 0..65535");
   SocketAddress address;
@@ -115,10 +110,10 @@ Task<void> EventLoop::sock_connect(Socket& sock, std::string host, int port) {
 }
 
 Task<std::pair<Socket, SocketAddress>> EventLoop::sock_accept(Socket& sock) {
-  check_open(sock, "sock_accept");
+  detail::check_socket_open(sock, "sock_accept");
   for (;;) {
     if (auto got = sock.try_accept()) co_return std::move(*got);
-    co_await wait_ready(*this, sock.fileno(), false);
+    co_await detail::wait_ready(*this, sock.fileno(), false);
   }
 }
 

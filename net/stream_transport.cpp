@@ -3,6 +3,7 @@
 
 #include <stdexcept>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 namespace aio::detail {
@@ -125,6 +126,11 @@ void StreamTransport::resume_reading() {
 // ---- Writing ----------------------------------------------------------------
 
 void StreamTransport::write(std::string_view data) {
+  if (sendfile_) throw std::runtime_error("unable to write; sendfile is in progress");
+  send_or_buffer(data);
+}
+
+void StreamTransport::send_or_buffer(std::string_view data) {
   if (eof_) throw std::runtime_error("Cannot call write() after write_eof()");
   if (data.empty()) return;
   if (lost_scheduled_ || closing_) {
@@ -157,7 +163,13 @@ void StreamTransport::writelines(std::span<const std::string_view> lines) {
 }
 
 void StreamTransport::on_writable() {
-  if (lost_scheduled_ || buffered_ == 0) return;
+  if (lost_scheduled_) return;
+  if (buffered_ == 0) {
+    // Nothing of ours to send: a native sendfile waits for the socket.
+    engine_stop_writing();
+    wake_sendfile(nullptr);
+    return;
+  }
   try {
     while (!buffer_.empty()) {
       std::string_view front = std::string_view(buffer_.front()).substr(buffer_offset_);
@@ -178,6 +190,7 @@ void StreamTransport::on_writable() {
     return;
   }
   maybe_resume_protocol();
+  if (buffered_ <= sendfile_level_) wake_sendfile(nullptr);
   if (buffered_) return;
   engine_stop_writing();
   if (closing_) {
@@ -208,7 +221,7 @@ void StreamTransport::set_write_buffer_limits(std::optional<long long> high, std
 }
 
 void StreamTransport::maybe_pause_protocol() {
-  if (buffered_ <= high_ || protocol_paused_) return;
+  if (sendfile_ || buffered_ <= high_ || protocol_paused_) return;
   protocol_paused_ = true;
   try {
     protocol_->pause_writing();
@@ -218,7 +231,7 @@ void StreamTransport::maybe_pause_protocol() {
 }
 
 void StreamTransport::maybe_resume_protocol() {
-  if (!protocol_paused_ || buffered_ > low_) return;
+  if (sendfile_ || !protocol_paused_ || buffered_ > low_) return;
   protocol_paused_ = false;
   try {
     protocol_->resume_writing();
@@ -227,11 +240,65 @@ void StreamTransport::maybe_resume_protocol() {
   }
 }
 
+// ---- Sendfile ---------------------------------------------------------------
+
+void StreamTransport::begin_sendfile() {
+  if (sendfile_) throw std::runtime_error("sendfile is already in progress on this transport");
+  sendfile_ = true;
+}
+
+void StreamTransport::end_sendfile() {
+  sendfile_ = false;
+  sendfile_waiter_ = Future<void>();  // a wait its cancelled task left behind
+  if (lost_scheduled_) return;
+  if (buffered_ == 0) engine_stop_writing();  // likewise
+  maybe_pause_protocol();
+  maybe_resume_protocol();
+}
+
+void StreamTransport::sendfile_write(std::string_view data) { send_or_buffer(data); }
+
+void StreamTransport::sendfile_check_open() const {
+  if (closing_) std::rethrow_exception(sendfile_error());
+}
+
+Future<void> StreamTransport::sendfile_wait(std::size_t level, bool writable) {
+  Future<void> waiter = loop_.create_future<void>();
+  if (closing_) {
+    waiter.set_exception(sendfile_error());
+  } else if (!writable && buffered_ <= level) {
+    waiter.set_result();
+  } else {
+    sendfile_waiter_ = waiter;
+    sendfile_level_ = level;
+    if (writable) engine_start_writing();
+  }
+  return waiter;
+}
+
+void StreamTransport::wake_sendfile(std::exception_ptr error) {
+  if (!sendfile_waiter_) return;
+  Future<void> waiter = std::exchange(sendfile_waiter_, Future<void>());
+  if (waiter.done()) return;  // cancelled with its task
+  if (error)
+    waiter.set_exception(std::move(error));
+  else
+    waiter.set_result();
+}
+
+std::exception_ptr StreamTransport::sendfile_error() const {
+  if (lost_error_) return lost_error_;
+  return std::make_exception_ptr(
+      std::system_error(std::make_error_code(std::errc::connection_aborted), "sendfile: the transport was closed"));
+}
+
 // ---- Closing ----------------------------------------------------------------
 
 void StreamTransport::close() {
   if (closing_) return;
   closing_ = true;
+  // A sendfile stops at once; the data it buffered still goes out.
+  wake_sendfile(sendfile_error());
   engine_stop_reading();
   if (buffered_ == 0) {
     lost_scheduled_ = true;
@@ -250,6 +317,8 @@ void StreamTransport::fatal_error(std::exception_ptr error, const char* message)
 
 void StreamTransport::force_close(std::exception_ptr error) {
   if (lost_scheduled_) return;
+  lost_error_ = error;
+  wake_sendfile(sendfile_error());
   if (buffered_) {
     buffer_.clear();
     buffer_offset_ = buffered_ = 0;

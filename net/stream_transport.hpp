@@ -43,6 +43,30 @@ class StreamTransport : public Transport, public std::enable_shared_from_this<St
   // Runs once, right after connection_lost (a Server forgetting its client).
   void set_on_lost(Callback on_lost) { on_lost_ = std::move(on_lost); }
 
+  // ---- For EventLoop::sendfile (net/sendfile.cpp), one at a time ----
+  // Between these, write() and writelines() throw std::runtime_error and the
+  // protocol's pause_writing / resume_writing are held back; end_sendfile()
+  // catches them up. begin_sendfile() throws std::runtime_error if a sendfile
+  // is in progress already.
+  void begin_sendfile();
+  void end_sendfile();
+  // write() for the sendfile's own data.
+  void sendfile_write(std::string_view data);
+  // The sendfile's waits; one at a time. Flushed: the write buffer is empty.
+  // Drained: at once, unless the buffer is above the high-water mark, then
+  // when it is at or below the low one (the flow control a protocol obeys).
+  // Writable: the buffer is empty and the socket takes data again (a native
+  // sendfile found it full). Each fails with sendfile_error() once the
+  // transport is closing: close() and abort() fail a pending one at once.
+  Future<void> sendfile_flushed() { return sendfile_wait(0, false); }
+  Future<void> sendfile_drained() { return sendfile_wait(buffered_ > high_ ? low_ : high_, false); }
+  Future<void> sendfile_writable() { return sendfile_wait(0, true); }
+  // Throws sendfile_error() once the transport is closing.
+  void sendfile_check_open() const;
+  // The socket a native sendfile may use, or -1 for an engine without one:
+  // the sendfile then writes through the transport.
+  virtual fd_t sendfile_socket() const noexcept { return -1; }
+
  protected:
   // ---- What an engine provides ----
   virtual void engine_start_reading() = 0;
@@ -76,6 +100,12 @@ class StreamTransport : public Transport, public std::enable_shared_from_this<St
   void maybe_pause_protocol();
   void maybe_resume_protocol();
   void report(std::exception_ptr error, const char* message);
+  Future<void> sendfile_wait(std::size_t level, bool writable);
+  void wake_sendfile(std::exception_ptr error);
+  // What a sendfile fails with when the connection goes: the error it is
+  // lost with, else std::system_error(connection_aborted).
+  std::exception_ptr sendfile_error() const;
+  void send_or_buffer(std::string_view data);
   std::span<char> read_buffer();
   bool delivered(std::size_t n, std::span<char> buffer);
 
@@ -94,7 +124,11 @@ class StreamTransport : public Transport, public std::enable_shared_from_this<St
   bool paused_ = false;           // reading paused
   bool protocol_paused_ = false;  // pause_writing() was called
   bool protocol_connected_ = false;
-  bool lost_ = false;  // connection_lost ran
+  bool lost_ = false;               // connection_lost ran
+  std::exception_ptr lost_error_;   // what the connection is lost with
+  bool sendfile_ = false;           // a sendfile is in progress
+  Future<void> sendfile_waiter_;    // its pending wait
+  std::size_t sendfile_level_ = 0;  // which completes at or below this many buffered bytes
   Callback on_lost_;
 };
 

@@ -2,6 +2,7 @@
 
 #include <core/log.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <stdexcept>
@@ -12,9 +13,14 @@
 #include <ws2tcpip.h>
 
 #include <windows.h>
+
+#include <fcntl.h>
+#include <io.h>
+#include <sys/stat.h>
 #else
 #include <dirent.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #endif
@@ -83,6 +89,23 @@ void set_env(const char* name, const char* value) {
 #endif
 }
 }  // namespace
+
+std::pair<aio::Socket, aio::Socket> tcp_pair(aio::EventLoop& loop) {
+  aio::Socket listener = aio::Socket::create(AF_INET, SOCK_STREAM);
+  listener.bind(aio::SocketAddress::parse("127.0.0.1", 0));
+  listener.listen(1);
+  aio::SocketAddress address = listener.getsockname();
+  aio::Socket client = aio::Socket::create(AF_INET, SOCK_STREAM);
+  aio::Socket server;
+  auto main = [&]() -> aio::Task<void> {
+    auto accepting = loop.create_task(loop.sock_accept(listener));
+    co_await loop.sock_connect(client, address);
+    auto accepted = co_await accepting;
+    server = std::move(accepted.first);
+  };
+  run(loop, main());
+  return {std::move(server), std::move(client)};
+}
 
 bool backend_consumes_socket_errors(const aio::EventLoop& loop) {
 #ifdef __linux__
@@ -156,6 +179,53 @@ RegularFile::RegularFile() {
 
 RegularFile::~RegularFile() { CloseHandle(reinterpret_cast<HANDLE>(fd)); }
 
+TempFile::TempFile(std::string_view content) {
+  char dir[MAX_PATH], name[MAX_PATH];
+  REQUIRE(GetTempPathA(MAX_PATH, dir) != 0);
+  REQUIRE(GetTempFileNameA(dir, "aio", 0, name) != 0);
+  path = name;
+  fd = _open(name, _O_RDWR | _O_BINARY | _O_TRUNC | _O_TEMPORARY, _S_IREAD | _S_IWRITE);
+  REQUIRE(fd >= 0);
+  for (std::size_t done = 0; done < content.size();) {
+    int n =
+        _write(fd, content.data() + done, static_cast<unsigned>(std::min<std::size_t>(content.size() - done, 1 << 20)));
+    REQUIRE(n > 0);
+    done += static_cast<std::size_t>(n);
+  }
+  seek(0);
+}
+
+TempFile::~TempFile() { _close(fd); }  // _O_TEMPORARY: removed on close
+
+std::int64_t TempFile::position() const { return _lseeki64(fd, 0, SEEK_CUR); }
+
+void TempFile::seek(std::int64_t offset) { REQUIRE(_lseeki64(fd, offset, SEEK_SET) == offset); }
+
+Pipe::Pipe() {
+  int fds[2];
+  REQUIRE(_pipe(fds, 1 << 20, _O_BINARY | _O_NOINHERIT) == 0);
+  read_fd = fds[0];
+  write_fd = fds[1];
+}
+
+Pipe::~Pipe() {
+  _close(read_fd);
+  close_write();
+}
+
+void Pipe::write_all(std::string_view data) {
+  for (std::size_t done = 0; done < data.size();) {
+    int n = _write(write_fd, data.data() + done, static_cast<unsigned>(data.size() - done));
+    REQUIRE(n > 0);
+    done += static_cast<std::size_t>(n);
+  }
+}
+
+void Pipe::close_write() {
+  if (write_fd >= 0) _close(write_fd);
+  write_fd = -1;
+}
+
 #else
 
 SocketPair::SocketPair() {
@@ -201,6 +271,55 @@ RegularFile::RegularFile() {
 RegularFile::~RegularFile() {
   close(static_cast<int>(fd));
   unlink(path.c_str());
+}
+
+TempFile::TempFile(std::string_view content) {
+  char name[] = "/tmp/aiocpp-test-XXXXXX";
+  fd = mkstemp(name);
+  REQUIRE(fd >= 0);
+  path = name;
+  for (std::size_t done = 0; done < content.size();) {
+    ssize_t n = write(fd, content.data() + done, content.size() - done);
+    REQUIRE(n > 0);
+    done += static_cast<std::size_t>(n);
+  }
+  seek(0);
+}
+
+TempFile::~TempFile() {
+  close(fd);
+  unlink(path.c_str());
+}
+
+std::int64_t TempFile::position() const { return lseek(fd, 0, SEEK_CUR); }
+
+void TempFile::seek(std::int64_t offset) { REQUIRE(lseek(fd, offset, SEEK_SET) == offset); }
+
+Pipe::Pipe() {
+  int fds[2];
+  REQUIRE(pipe(fds) == 0);
+  read_fd = fds[0];
+  write_fd = fds[1];
+  fcntl(read_fd, F_SETFD, FD_CLOEXEC);
+  fcntl(write_fd, F_SETFD, FD_CLOEXEC);
+}
+
+Pipe::~Pipe() {
+  close(read_fd);
+  close_write();
+}
+
+void Pipe::write_all(std::string_view data) {
+  for (std::size_t done = 0; done < data.size();) {
+    ssize_t n = write(write_fd, data.data() + done, data.size() - done);
+    REQUIRE(n > 0);
+    done += static_cast<std::size_t>(n);
+  }
+}
+
+void Pipe::close_write() {
+  if (write_fd >= 0) close(write_fd);
+  write_fd = -1;
 }
 
 #endif

@@ -6,12 +6,14 @@
 #include <backends/selector.hpp>
 #include <backends/selector_event_loop.hpp>
 #include <core/aio.hpp>
+#include <net/socket.hpp>
 
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -114,6 +116,9 @@ class ScopedEnv {
 // connected" and a reset looks like end of file there. Real kqueue does not.
 bool backend_consumes_socket_errors(const aio::EventLoop& loop);
 
+// A loopback TCP connection: (accepted server side, client side).
+std::pair<aio::Socket, aio::Socket> tcp_pair(aio::EventLoop& loop);
+
 // Descriptors open in this process, or -1 where the platform cannot tell.
 int open_fd_count();
 // A descriptor of a regular file (kept open until the returned object dies).
@@ -122,6 +127,33 @@ struct RegularFile {
   ~RegularFile();
   aio::fd_t fd = -1;
   std::string path;
+};
+
+// A temporary regular file holding `content`, as the file descriptor
+// sock_sendfile takes (POSIX; on Windows a binary-mode C runtime one),
+// positioned at its start; closed and removed when the object dies.
+struct TempFile {
+  explicit TempFile(std::string_view content);
+  ~TempFile();
+  TempFile(const TempFile&) = delete;
+  TempFile& operator=(const TempFile&) = delete;
+  std::int64_t position() const;  // lseek(fd, 0, SEEK_CUR)
+  void seek(std::int64_t offset);
+  int fd = -1;
+  std::string path;
+};
+
+// An anonymous pipe of such descriptors; both ends closed when it dies.
+struct Pipe {
+  Pipe();
+  ~Pipe();
+  Pipe(const Pipe&) = delete;
+  Pipe& operator=(const Pipe&) = delete;
+  // Blocking: `data` must fit in the pipe's buffer (64 KiB on Linux).
+  void write_all(std::string_view data);
+  void close_write();
+  int read_fd = -1;
+  int write_fd = -1;
 };
 
 }  // namespace test

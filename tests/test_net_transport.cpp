@@ -30,6 +30,7 @@
 #include <vector>
 
 using test::make_loop;
+using test::tcp_pair;
 
 template <>
 struct doctest::StringMaker<aio::SocketAddress> {
@@ -114,24 +115,6 @@ Conn wrap(aio::EventLoop& loop, aio::Socket mine, aio::Socket peer,
 Conn connect_pair(aio::EventLoop& loop, std::shared_ptr<Recorder> proto = std::make_shared<Recorder>()) {
   auto [a, b] = aio::Socket::socketpair();
   return wrap(loop, std::move(a), std::move(b), std::move(proto));
-}
-
-// A loopback TCP connection: (accepted server side, client side).
-std::pair<aio::Socket, aio::Socket> tcp_pair(aio::EventLoop& loop) {
-  aio::Socket listener = aio::Socket::create(AF_INET, SOCK_STREAM);
-  listener.bind(aio::SocketAddress::parse("127.0.0.1", 0));
-  listener.listen(1);
-  aio::SocketAddress address = listener.getsockname();
-  aio::Socket client = aio::Socket::create(AF_INET, SOCK_STREAM);
-  aio::Socket server;
-  auto main = [&]() -> aio::Task<void> {
-    auto accepting = loop.create_task(loop.sock_accept(listener));
-    co_await loop.sock_connect(client, address);
-    auto accepted = co_await accepting;
-    server = std::move(accepted.first);
-  };
-  test::run(loop, main());
-  return {std::move(server), std::move(client)};
 }
 
 void spin(aio::EventLoop& loop, double seconds) { test::run(loop, aio::sleep(seconds)); }

@@ -1,0 +1,176 @@
+// The loop's sock_sendfile and sendfile, written once over the OS calls of
+// backends/sendfile.cpp: natively where the OS can, else (with fallback)
+// reading the file and sending what was read, as asyncio's
+// _sock_sendfile_fallback and _sendfile_fallback do.
+#include <backends/sendfile.hpp>
+#include <core/tasks.hpp>
+#include <net/sock_ops.hpp>
+#include <net/socket.hpp>
+#include <net/stream_transport.hpp>
+
+#ifdef _WIN32
+#include <winsock2.h>
+#else
+#include <sys/socket.h>
+#endif
+
+#include <algorithm>
+#include <cstdint>
+#include <exception>
+#include <limits>
+#include <stdexcept>
+#include <string>
+
+namespace aio {
+
+namespace {
+
+// asyncio's SENDFILE_FALLBACK_READBUFFER_SIZE.
+constexpr std::size_t fallback_chunk = 256 * 1024;
+
+// asyncio's _check_sendfile_params, for what the C++ types leave open;
+// returns whether `file` is a regular file.
+bool check_file(int file, std::size_t offset, std::optional<std::size_t> count, const char* method) {
+  std::string name(method);
+  if (file < 0) throw std::invalid_argument(name + ": invalid file descriptor " + std::to_string(file));
+  if (count && *count == 0) throw std::invalid_argument(name + ": count must be a positive integer (got 0)");
+  // A negative offset reaches here converted; off_t holds no more either.
+  if (offset > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
+    throw std::invalid_argument(name + ": offset must be a non-negative integer (got " +
+                                std::to_string(static_cast<std::int64_t>(offset)) + ")");
+  return detail::is_regular_file(file, method);
+}
+
+// Sends with the OS's sendfile until `count` bytes (or the rest of the file)
+// went, counting them in `sent`. SendfileNotAvailableError when the OS
+// cannot, or refuses before the first byte. With a `transport`, its buffer
+// is flushed first and the waits for the socket go through it: it owns the
+// socket's watch, and fails the wait when it closes.
+Task<void> send_native(EventLoop& loop, fd_t sock, int file, bool regular, std::uint64_t offset,
+                       std::optional<std::size_t> count, detail::StreamTransport* transport, std::size_t& sent) {
+  if (const char* missing = detail::native_sendfile_missing()) throw SendfileNotAvailableError(missing);
+  if (!regular) throw SendfileNotAvailableError("not a regular file: sendfile reads regular files only");
+  if (sock == -1) throw SendfileNotAvailableError("this transport has no socket to sendfile to");
+  if (transport) co_await transport->sendfile_flushed();
+  while (!count || sent < *count) {
+    if (transport) transport->sendfile_check_open();
+    std::optional<std::size_t> n;
+    try {
+      n = detail::sendfile_some(sock, file, offset + sent, count ? *count - sent : SIZE_MAX);
+    } catch (const std::system_error& e) {
+      if (sent == 0 && detail::sendfile_refused(e.code()))
+        throw SendfileNotAvailableError(std::string("the OS refused this file and socket: ") + e.what());
+      throw;
+    }
+    if (!n) {
+      if (transport)
+        co_await transport->sendfile_writable();
+      else
+        co_await detail::wait_ready(loop, sock, true);
+    } else if (*n == 0) {
+      break;  // end of file
+    } else {
+      sent += *n;
+    }
+  }
+}
+
+// Reads `file` in chunks on the loop's thread, as the native call reads it
+// in the kernel, and sends each: with sock_sendall, or through the transport,
+// waiting while its buffer is above the high-water mark, then until it is
+// flushed. Counts in `sent` what was sent (or buffered).
+Task<void> send_fallback(EventLoop& loop, Socket* sock, detail::StreamTransport* transport, int file, bool regular,
+                         std::uint64_t offset, std::optional<std::size_t> count, std::size_t& sent,
+                         const char* method) {
+  if (regular)
+    detail::seek_file(file, offset);
+  else if (offset != 0)
+    throw std::invalid_argument(std::string(method) +
+                                ": offset must be 0 for a file that cannot seek (not a regular file)");
+  for (;;) {
+    std::size_t want = count ? std::min(fallback_chunk, *count - sent) : fallback_chunk;
+    if (want == 0) break;
+    std::string chunk(want, '\0');
+    chunk.resize(detail::read_file(file, chunk.data(), want));
+    if (chunk.empty()) break;  // end of file
+    std::size_t got = chunk.size();
+    if (transport) {
+      transport->sendfile_check_open();
+      transport->sendfile_write(chunk);
+      co_await transport->sendfile_drained();
+    } else {
+      co_await loop.sock_sendall(*sock, std::move(chunk));
+    }
+    sent += got;
+  }
+  if (transport) co_await transport->sendfile_flushed();
+}
+
+// Natively, else (if allowed) by the fallback, to `sock` or through
+// `transport`; then leaves a regular file's position after what was sent,
+// as asyncio does however the call ends (a pipe has none).
+Task<std::size_t> send_file(EventLoop& loop, Socket* sock, detail::StreamTransport* transport, int file, bool regular,
+                            std::uint64_t offset, std::optional<std::size_t> count, bool fallback, const char* method) {
+  std::size_t sent = 0;
+  std::exception_ptr error;
+  try {
+    bool native = true;
+    try {
+      fd_t native_sock = sock ? sock->fileno() : transport->sendfile_socket();
+      co_await send_native(loop, native_sock, file, regular, offset, count, transport, sent);
+    } catch (const SendfileNotAvailableError&) {
+      if (!fallback) throw;
+      native = false;
+    }
+    if (!native) co_await send_fallback(loop, sock, transport, file, regular, offset, count, sent, method);
+  } catch (...) {
+    error = std::current_exception();
+  }
+  if (regular) {
+    try {
+      detail::seek_file(file, offset + sent);
+    } catch (const std::system_error&) {
+      if (!error) throw;
+    }
+  }
+  if (error) std::rethrow_exception(error);
+  co_return sent;
+}
+
+}  // namespace
+
+Task<std::size_t> EventLoop::sock_sendfile(Socket& sock, int file, std::size_t offset, std::optional<std::size_t> count,
+                                           bool fallback) {
+  detail::check_socket_open(sock, "sock_sendfile");
+  if (sock.get_option(SOL_SOCKET, SO_TYPE) != SOCK_STREAM)
+    throw std::invalid_argument("sock_sendfile: only SOCK_STREAM type sockets are supported");
+  if (detail::socket_is_blocking(sock.fileno()))
+    throw std::invalid_argument("sock_sendfile: the socket must be non-blocking");
+  bool regular = check_file(file, offset, count, "sock_sendfile");
+  co_return co_await send_file(*this, &sock, nullptr, file, regular, offset, count, fallback, "sock_sendfile");
+}
+
+Task<std::size_t> EventLoop::sendfile(Transport& transport, int file, std::size_t offset,
+                                      std::optional<std::size_t> count, bool fallback) {
+  auto* stream = dynamic_cast<detail::StreamTransport*>(&transport);
+  if (!stream) throw std::runtime_error("sendfile is not supported for this transport (not a stream transport)");
+  if (stream->is_closing()) throw std::runtime_error("Transport is closing");
+  bool regular = check_file(file, offset, count, "sendfile");
+  std::shared_ptr<detail::StreamTransport> keep_alive = stream->shared_from_this();
+  stream->begin_sendfile();
+  bool resume_reading = stream->is_reading();
+  stream->pause_reading();
+  std::size_t sent = 0;
+  std::exception_ptr error;
+  try {
+    sent = co_await send_file(*this, nullptr, stream, file, regular, offset, count, fallback, "sendfile");
+  } catch (...) {
+    error = std::current_exception();
+  }
+  stream->end_sendfile();
+  if (resume_reading) stream->resume_reading();
+  if (error) std::rethrow_exception(error);
+  co_return sent;
+}
+
+}  // namespace aio
