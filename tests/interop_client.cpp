@@ -70,7 +70,7 @@ aio::Task<void> run_streams(int port, std::size_t total, Checker& checker) {
 struct Pump : aio::Protocol {
   std::size_t total = 0, sent = 0;
   aio::Transport* transport = nullptr;
-  bool paused = false;
+  bool paused = false, eof_sent = false;
   Checker* checker = nullptr;
   aio::Future<void> done;
 
@@ -84,12 +84,15 @@ struct Pump : aio::Protocol {
       transport->write(chunk_at(sent, n));
       sent += n;
     }
-    if (sent == total && !paused) transport->write_eof();
+    if (sent == total && !paused && !eof_sent) {
+      eof_sent = true;
+      transport->write_eof();  // once everything is written, however the last write ended
+    }
   }
   void pause_writing() override { paused = true; }
   void resume_writing() override {
     paused = false;
-    if (sent < total) fill();
+    fill();
   }
   void data_received(std::string_view data) override { checker->feed(data); }
   void connection_lost(std::exception_ptr error) override {
