@@ -16,6 +16,7 @@
 namespace aio {
 
 class Transport;
+class DatagramTransport;
 
 class BaseProtocol {
  public:
@@ -50,6 +51,27 @@ class BufferedProtocol : public BaseProtocol {
   // The first `nbytes` bytes of the last buffer were filled.
   virtual void buffer_updated(std::size_t nbytes) = 0;
   virtual bool eof_received() { return false; }
+};
+
+// Datagram protocol (UDP, Unix datagram sockets): receives whole datagrams
+// with their sender. connection_lost(nullptr) follows close() or abort();
+// a datagram transport has no end of file.
+class DatagramProtocol : public BaseProtocol {
+ public:
+  // `transport` stays valid until connection_lost returns.
+  virtual void connection_made(DatagramTransport& transport) { (void)transport; }
+  // One datagram, possibly empty; `data` is valid during the call only.
+  // `addr` is the sender (an unnamed Unix socket gives an address with an
+  // empty path).
+  virtual void datagram_received(std::string_view data, const SocketAddress& addr) {
+    (void)data;
+    (void)addr;
+  }
+  // A send or receive failed with an OS error (a std::system_error): an
+  // ICMP "port unreachable" seen as ECONNREFUSED (Windows: WSAECONNRESET),
+  // EMSGSIZE for a datagram too large, ... The transport stays open; the
+  // datagram that failed is dropped.
+  virtual void error_received(std::exception_ptr error) { (void)error; }
 };
 
 }  // namespace aio

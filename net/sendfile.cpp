@@ -156,7 +156,7 @@ Task<std::size_t> EventLoop::sendfile(Transport& transport, int file, std::size_
   if (!stream) throw std::runtime_error("sendfile is not supported for this transport (not a stream transport)");
   if (stream->is_closing()) throw std::runtime_error("Transport is closing");
   bool regular = check_file(file, offset, count, "sendfile");
-  std::shared_ptr<detail::StreamTransport> keep_alive = stream->shared_from_this();
+  std::shared_ptr<Transport> keep_alive = stream->shared_from_this();
   stream->begin_sendfile();
   bool resume_reading = stream->is_reading();
   stream->pause_reading();

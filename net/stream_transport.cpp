@@ -1,4 +1,3 @@
-#include <core/log.hpp>
 #include <net/stream_transport.hpp>
 
 #include <stdexcept>
@@ -10,26 +9,13 @@ namespace aio::detail {
 
 namespace {
 
-// asyncio's LOG_THRESHOLD_FOR_CONNLOST_WRITES.
-constexpr int connlost_writes_before_warning = 5;
 // Reads for a Protocol go through one buffer per thread: data_received sees
 // it only during the call. 256 KiB, as uvloop: one recv for large messages.
 constexpr std::size_t read_size = 256 * 1024;
 
-bool is_connection_reset(const std::exception_ptr& error) {
-  try {
-    std::rethrow_exception(error);
-  } catch (const std::system_error& e) {
-    return e.code() == std::errc::connection_reset || e.code() == std::errc::connection_aborted ||
-           e.code() == std::errc::broken_pipe || e.code() == std::errc::not_connected;
-  } catch (...) {
-    return false;
-  }
-}
-
 }  // namespace
 
-StreamTransport::StreamTransport(EventLoop& loop, std::shared_ptr<BaseProtocol> protocol) : loop_(loop) {
+StreamTransport::StreamTransport(EventLoop& loop, std::shared_ptr<BaseProtocol> protocol) : TransportCore(loop) {
   set_protocol(std::move(protocol));
 }
 
@@ -40,29 +26,16 @@ void StreamTransport::set_protocol(std::shared_ptr<BaseProtocol> protocol) {
   auto* buffered = dynamic_cast<BufferedProtocol*>(protocol.get());
   if (!stream && !buffered)
     throw std::invalid_argument("a stream transport needs an aio::Protocol or aio::BufferedProtocol");
-  protocol_ = std::move(protocol);
+  adopt_protocol(std::move(protocol));
   stream_ = stream;
   buffered_protocol_ = buffered;
 }
 
-void StreamTransport::start(Callback on_made) {
-  auto self = shared_from_this();
-  loop_.call_soon([this, self] {
-    protocol_connected_ = true;
-    try {
-      if (stream_)
-        stream_->connection_made(*this);
-      else
-        buffered_protocol_->connection_made(*this);
-    } catch (...) {
-      fatal_error(std::current_exception(), "Fatal error: protocol.connection_made() call failed.");
-    }
-  });
-  // A separate step, so that pause_reading() in connection_made is honoured.
-  loop_.call_soon([this, self] {
-    if (is_reading()) engine_start_reading();
-  });
-  if (on_made) loop_.call_soon(std::move(on_made));
+void StreamTransport::call_connection_made() {
+  if (stream_)
+    stream_->connection_made(*this);
+  else
+    buffered_protocol_->connection_made(*this);
 }
 
 // ---- Reading ----------------------------------------------------------------
@@ -112,13 +85,13 @@ void StreamTransport::deliver_eof() {
 }
 
 void StreamTransport::pause_reading() {
-  if (closing_ || paused_) return;
+  if (is_closing() || paused_) return;
   paused_ = true;
   engine_stop_reading();
 }
 
 void StreamTransport::resume_reading() {
-  if (closing_ || !paused_) return;
+  if (is_closing() || !paused_) return;
   paused_ = false;
   engine_start_reading();
 }
@@ -132,13 +105,8 @@ void StreamTransport::write(std::string_view data) {
 
 void StreamTransport::send_or_buffer(std::string_view data) {
   if (eof_) throw std::runtime_error("Cannot call write() after write_eof()");
-  if (data.empty()) return;
-  if (lost_scheduled_ || closing_) {
-    if (++dropped_writes_ >= connlost_writes_before_warning)
-      log(LogLevel::warning, "socket.send() raised exception.");  // asyncio's words, for the same event
-    return;
-  }
-  if (buffered_ == 0) {
+  if (data.empty() || drop_write()) return;
+  if (get_write_buffer_size() == 0) {
     // Nothing queued: straight to the socket, as asyncio does.
     std::size_t sent;
     try {
@@ -152,8 +120,7 @@ void StreamTransport::send_or_buffer(std::string_view data) {
     engine_start_writing();
   }
   buffer_.emplace_back(data);
-  buffered_ += data.size();
-  maybe_pause_protocol();
+  buffered_grew(data.size());
 }
 
 void StreamTransport::writelines(std::span<const std::string_view> lines) {
@@ -163,8 +130,8 @@ void StreamTransport::writelines(std::span<const std::string_view> lines) {
 }
 
 void StreamTransport::on_writable() {
-  if (lost_scheduled_) return;
-  if (buffered_ == 0) {
+  if (lost_scheduled()) return;
+  if (get_write_buffer_size() == 0) {
     // Nothing of ours to send: a native sendfile waits for the socket.
     engine_stop_writing();
     wake_sendfile(nullptr);
@@ -174,7 +141,7 @@ void StreamTransport::on_writable() {
     while (!buffer_.empty()) {
       std::string_view front = std::string_view(buffer_.front()).substr(buffer_offset_);
       std::size_t sent = engine_send(front);
-      buffered_ -= sent;
+      buffered_shrank(sent);
       if (sent < front.size()) {
         buffer_offset_ += sent;
         break;
@@ -183,61 +150,22 @@ void StreamTransport::on_writable() {
       buffer_offset_ = 0;
     }
   } catch (const std::system_error&) {
-    engine_stop_writing();
-    buffer_.clear();
-    buffer_offset_ = buffered_ = 0;
     fatal_error(std::current_exception(), "Fatal write error on socket transport");
     return;
   }
-  maybe_resume_protocol();
-  if (buffered_ <= sendfile_level_) wake_sendfile(nullptr);
-  if (buffered_) return;
-  engine_stop_writing();
-  if (closing_) {
-    lost_scheduled_ = true;
-    call_connection_lost(nullptr);
-  } else if (eof_) {
-    engine_shutdown_write();
-  }
+  if (get_write_buffer_size() <= sendfile_level_) wake_sendfile(nullptr);
+  if (flushed() && eof_) engine_shutdown_write();
+}
+
+void StreamTransport::clear_write_buffer() noexcept {
+  buffer_.clear();
+  buffer_offset_ = 0;
 }
 
 void StreamTransport::write_eof() {
-  if (closing_ || eof_) return;
+  if (is_closing() || eof_) return;
   eof_ = true;
-  if (buffered_ == 0) engine_shutdown_write();
-}
-
-void StreamTransport::set_write_buffer_limits(std::optional<long long> high, std::optional<long long> low) {
-  if ((high && *high < 0) || (low && *low < 0))
-    throw std::invalid_argument("set_write_buffer_limits: high and low must be >= 0");
-  long long h = high ? *high : (low ? 4 * *low : 64 * 1024);
-  long long l = low ? *low : h / 4;
-  if (h < l)
-    throw std::invalid_argument("set_write_buffer_limits: high (" + std::to_string(h) + ") must be >= low (" +
-                                std::to_string(l) + ")");
-  high_ = static_cast<std::size_t>(h);
-  low_ = static_cast<std::size_t>(l);
-  maybe_pause_protocol();
-}
-
-void StreamTransport::maybe_pause_protocol() {
-  if (sendfile_ || buffered_ <= high_ || protocol_paused_) return;
-  protocol_paused_ = true;
-  try {
-    protocol_->pause_writing();
-  } catch (...) {
-    report(std::current_exception(), "protocol.pause_writing() failed");
-  }
-}
-
-void StreamTransport::maybe_resume_protocol() {
-  if (sendfile_ || !protocol_paused_ || buffered_ > low_) return;
-  protocol_paused_ = false;
-  try {
-    protocol_->resume_writing();
-  } catch (...) {
-    report(std::current_exception(), "protocol.resume_writing() failed");
-  }
+  if (get_write_buffer_size() == 0) engine_shutdown_write();
 }
 
 // ---- Sendfile ---------------------------------------------------------------
@@ -250,23 +178,27 @@ void StreamTransport::begin_sendfile() {
 void StreamTransport::end_sendfile() {
   sendfile_ = false;
   sendfile_waiter_ = Future<void>();  // a wait its cancelled task left behind
-  if (lost_scheduled_) return;
-  if (buffered_ == 0) engine_stop_writing();  // likewise
-  maybe_pause_protocol();
-  maybe_resume_protocol();
+  if (lost_scheduled()) return;
+  if (get_write_buffer_size() == 0) engine_stop_writing();  // likewise
+  update_flow();
 }
 
 void StreamTransport::sendfile_write(std::string_view data) { send_or_buffer(data); }
 
+Future<void> StreamTransport::sendfile_drained() {
+  auto [low, high] = get_write_buffer_limits();
+  return sendfile_wait(get_write_buffer_size() > high ? low : high, false);
+}
+
 void StreamTransport::sendfile_check_open() const {
-  if (closing_) std::rethrow_exception(sendfile_error());
+  if (is_closing()) std::rethrow_exception(sendfile_error());
 }
 
 Future<void> StreamTransport::sendfile_wait(std::size_t level, bool writable) {
   Future<void> waiter = loop_.create_future<void>();
-  if (closing_) {
+  if (is_closing()) {
     waiter.set_exception(sendfile_error());
-  } else if (!writable && buffered_ <= level) {
+  } else if (!writable && get_write_buffer_size() <= level) {
     waiter.set_result();
   } else {
     sendfile_waiter_ = waiter;
@@ -287,70 +219,9 @@ void StreamTransport::wake_sendfile(std::exception_ptr error) {
 }
 
 std::exception_ptr StreamTransport::sendfile_error() const {
-  if (lost_error_) return lost_error_;
+  if (lost_error()) return lost_error();
   return std::make_exception_ptr(
       std::system_error(std::make_error_code(std::errc::connection_aborted), "sendfile: the transport was closed"));
-}
-
-// ---- Closing ----------------------------------------------------------------
-
-void StreamTransport::close() {
-  if (closing_) return;
-  closing_ = true;
-  // A sendfile stops at once; the data it buffered still goes out.
-  wake_sendfile(sendfile_error());
-  engine_stop_reading();
-  if (buffered_ == 0) {
-    lost_scheduled_ = true;
-    loop_.call_soon([self = shared_from_this()] { self->call_connection_lost(nullptr); });
-  }
-}
-
-void StreamTransport::abort() { force_close(nullptr); }
-
-void StreamTransport::fatal_error(std::exception_ptr error, const char* message) {
-  // A peer resetting the connection is an event, not a bug: it goes to
-  // connection_lost only.
-  if (!is_connection_reset(error)) report(error, message);
-  force_close(error);
-}
-
-void StreamTransport::force_close(std::exception_ptr error) {
-  if (lost_scheduled_) return;
-  lost_error_ = error;
-  wake_sendfile(sendfile_error());
-  if (buffered_) {
-    buffer_.clear();
-    buffer_offset_ = buffered_ = 0;
-    engine_stop_writing();
-  }
-  if (!closing_) {
-    closing_ = true;
-    engine_stop_reading();
-  }
-  lost_scheduled_ = true;
-  loop_.call_soon([self = shared_from_this(), error] { self->call_connection_lost(error); });
-}
-
-void StreamTransport::call_connection_lost(std::exception_ptr error) {
-  if (lost_) return;
-  lost_ = true;
-  try {
-    if (protocol_connected_) protocol_->connection_lost(error);
-  } catch (...) {
-    report(std::current_exception(), "Fatal error: protocol.connection_lost() call failed.");
-  }
-  engine_close();
-  if (Callback on_lost = std::move(on_lost_)) on_lost();
-}
-
-void StreamTransport::report(std::exception_ptr error, const char* message) {
-  ExceptionContext context;
-  context.message = message;
-  context.exception = std::move(error);
-  context.transport = shared_from_this();
-  context.protocol = protocol_;
-  loop_.call_exception_handler(context);
 }
 
 }  // namespace aio::detail

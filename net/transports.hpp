@@ -1,10 +1,12 @@
 // Transports: the asyncio transport interfaces.
 //
 // A transport is created by the loop (connect_accepted_socket,
-// create_connection, create_server ...) and keeps itself alive until its
-// protocol's connection_lost has run; users hold it through std::shared_ptr.
+// create_connection, create_server, create_datagram_endpoint ...) and keeps
+// itself alive until its protocol's connection_lost has run; users hold it
+// through std::shared_ptr.
 #pragma once
 
+#include <net/address.hpp>
 #include <net/protocols.hpp>
 
 #include <any>
@@ -27,6 +29,10 @@ class BaseTransport {
   // "peername", "sockname" (SocketAddress), "socket" (fd_t): an empty
   // std::any for what this transport does not have.
   virtual std::any get_extra_info(std::string_view name) const = 0;
+  // The protocol it calls (asyncio set_protocol / get_protocol);
+  // std::invalid_argument for a protocol of a kind the transport cannot call.
+  virtual void set_protocol(std::shared_ptr<BaseProtocol> protocol) = 0;
+  virtual std::shared_ptr<BaseProtocol> get_protocol() const = 0;
 };
 
 class Transport : public BaseTransport {
@@ -57,10 +63,33 @@ class Transport : public BaseTransport {
   // std::invalid_argument for negative values.
   virtual void set_write_buffer_limits(std::optional<long long> high = std::nullopt,
                                        std::optional<long long> low = std::nullopt) = 0;
+};
 
-  // The protocol it calls (asyncio set_protocol / get_protocol).
-  virtual void set_protocol(std::shared_ptr<BaseProtocol> protocol) = 0;
-  virtual std::shared_ptr<BaseProtocol> get_protocol() const = 0;
+// A datagram endpoint (asyncio's DatagramTransport), from
+// EventLoop::create_datagram_endpoint. get_extra_info gives "sockname",
+// "socket" and, for a connected endpoint, "peername".
+class DatagramTransport : public BaseTransport {
+ public:
+  // Sends `data` as one datagram (empty ones included) to `address`, or to
+  // the endpoint's remote address when omitted. It goes to the socket at
+  // once when nothing is queued; a datagram the socket cannot take now is
+  // queued whole and sent in order when it can. An OS error (ECONNREFUSED,
+  // EMSGSIZE for a datagram too large, ...) goes to the protocol's
+  // error_received, from the loop; the transport stays open. After close()
+  // or abort() datagrams are dropped and counted, with a warning after a few.
+  // std::invalid_argument for an address other than the remote one when the
+  // endpoint has one, no address when it has none, or an empty address.
+  virtual void sendto(std::string_view data, std::optional<SocketAddress> address = std::nullopt) = 0;
+  // Closes at once, dropping queued datagrams; connection_lost(nullptr) follows.
+  virtual void abort() = 0;
+  // Bytes queued: each datagram counts its size plus 8, as in asyncio, so
+  // that empty datagrams weigh on flow control too.
+  virtual std::size_t get_write_buffer_size() const noexcept = 0;
+  // Flow control over the queue, as Transport's: pause_writing when it holds
+  // more than high, resume_writing at low; (low, high) water marks.
+  virtual std::pair<std::size_t, std::size_t> get_write_buffer_limits() const noexcept = 0;
+  virtual void set_write_buffer_limits(std::optional<long long> high = std::nullopt,
+                                       std::optional<long long> low = std::nullopt) = 0;
 };
 
 }  // namespace aio
