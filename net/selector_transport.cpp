@@ -3,6 +3,7 @@
 #include <backends/syscall.hpp>
 #include <core/tasks.hpp>
 #include <net/selector_transport.hpp>
+#include <net/selector_watch.hpp>
 #include <net/socket.hpp>
 #include <net/stream_transport.hpp>
 
@@ -24,7 +25,7 @@ namespace {
 class SelectorSocketTransport final : public detail::StreamTransport {
  public:
   SelectorSocketTransport(EventLoop& loop, Socket sock, std::shared_ptr<BaseProtocol> protocol)
-      : StreamTransport(loop, std::move(protocol)), sock_(std::move(sock)) {
+      : StreamTransport(loop, std::move(protocol)), sock_(std::move(sock)), watch_(loop, sock_.fileno()) {
     int family = sock_.getsockname().family();
     if (family == AF_INET || family == AF_INET6) sock_.set_option(IPPROTO_TCP, TCP_NODELAY, 1);
     try {
@@ -45,30 +46,18 @@ class SelectorSocketTransport final : public detail::StreamTransport {
 
  private:
   void engine_start_reading() override {
-    if (reading_) return;
-    reading_ = true;
-    loop_.add_reader(sock_.fileno(), [this, self = shared_from_this()] {
+    watch_.start_reading([this, self = shared_from_this()] {
       on_readable([this](std::span<char> buffer) { return sock_.try_recv(buffer.data(), buffer.size()); });
     });
   }
-  void engine_stop_reading() override {
-    if (!reading_) return;
-    reading_ = false;
-    loop_.remove_reader(sock_.fileno());
-  }
+  void engine_stop_reading() override { watch_.stop_reading(); }
   std::size_t engine_send(std::string_view data) override {
     return sock_.try_send(data.data(), data.size()).value_or(0);
   }
   void engine_start_writing() override {
-    if (writing_) return;
-    writing_ = true;
-    loop_.add_writer(sock_.fileno(), [this, self = shared_from_this()] { on_writable(); });
+    watch_.start_writing([this, self = shared_from_this()] { on_writable(); });
   }
-  void engine_stop_writing() override {
-    if (!writing_) return;
-    writing_ = false;
-    loop_.remove_writer(sock_.fileno());
-  }
+  void engine_stop_writing() override { watch_.stop_writing(); }
   void engine_shutdown_write() override {
     try {
       sock_.shutdown_write();
@@ -77,16 +66,14 @@ class SelectorSocketTransport final : public detail::StreamTransport {
     }
   }
   void engine_close() noexcept override {
-    engine_stop_reading();
-    engine_stop_writing();
+    watch_.stop();
     sock_.close();
   }
 
   Socket sock_;
+  detail::SelectorWatch watch_;
   SocketAddress peername_;
   SocketAddress sockname_;
-  bool reading_ = false;
-  bool writing_ = false;
 };
 
 }  // namespace
