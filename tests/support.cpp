@@ -44,6 +44,14 @@ void run_until(aio::EventLoop& loop, const std::function<bool()>& done, double t
   REQUIRE_MESSAGE(done(), "condition not met within ", timeout, " s");
 }
 
+void spin(aio::EventLoop& loop, double seconds) { run(loop, aio::sleep(seconds)); }
+
+std::string pattern(std::size_t n, int seed) {
+  std::string s(n, '\0');
+  for (std::size_t i = 0; i < n; ++i) s[i] = static_cast<char>(i * 31 + i / 251 + static_cast<std::size_t>(seed));
+  return s;
+}
+
 void FakeSelector::select(std::int64_t timeout_ns, std::vector<aio::SelectorEvent>& out) {
   out.clear();
   timeouts.push_back(timeout_ns);
@@ -71,6 +79,13 @@ bool CaptureLog::contains(const std::string& needle) const {
   for (const auto& [level, line] : lines)
     if (line.find(needle) != std::string::npos) return true;
   return false;
+}
+
+int CaptureLog::warnings() const {
+  int n = 0;
+  for (const auto& [level, line] : lines)
+    if (level == aio::LogLevel::warning) ++n;
+  return n;
 }
 
 CaptureErrors::CaptureErrors(aio::EventLoop& loop) {

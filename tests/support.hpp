@@ -68,12 +68,19 @@ struct VirtualLoop {
 };
 VirtualLoop make_virtual_loop();
 
+// Runs the loop for `seconds`, letting what is in flight arrive.
+void spin(aio::EventLoop& loop, double seconds);
+
+// `n` bytes in which a lost, repeated or misplaced stretch shows.
+std::string pattern(std::size_t n, int seed = 0);
+
 // Collects log lines (slow callbacks, default exception handler) while alive.
 class CaptureLog {
  public:
   CaptureLog();
   ~CaptureLog();
   bool contains(const std::string& needle) const;
+  int warnings() const;  // lines at warning level
   std::vector<std::pair<aio::LogLevel, std::string>> lines;
 
  private:
@@ -157,3 +164,8 @@ struct Pipe {
 };
 
 }  // namespace test
+
+template <>
+struct doctest::StringMaker<aio::SocketAddress> {
+  static doctest::String convert(const aio::SocketAddress& a) { return a.to_string().c_str(); }
+};

@@ -27,11 +27,6 @@
 using aio::Socket;
 using aio::SocketAddress;
 
-template <>
-struct doctest::StringMaker<SocketAddress> {
-  static doctest::String convert(const SocketAddress& a) { return a.to_string().c_str(); }
-};
-
 namespace {
 
 std::string invalid_message(std::string_view host, int port) {

@@ -30,12 +30,9 @@
 #include <vector>
 
 using test::make_loop;
+using test::pattern;
+using test::spin;
 using test::tcp_pair;
-
-template <>
-struct doctest::StringMaker<aio::SocketAddress> {
-  static doctest::String convert(const aio::SocketAddress& a) { return a.to_string().c_str(); }
-};
 
 namespace {
 
@@ -117,7 +114,6 @@ Conn connect_pair(aio::EventLoop& loop, std::shared_ptr<Recorder> proto = std::m
   return wrap(loop, std::move(a), std::move(b), std::move(proto));
 }
 
-void spin(aio::EventLoop& loop, double seconds) { test::run(loop, aio::sleep(seconds)); }
 
 aio::Task<std::string> recv_exactly(aio::EventLoop& loop, aio::Socket& sock, std::size_t n) {
   std::string out;
@@ -137,12 +133,6 @@ aio::Task<std::string> recv_to_eof(aio::EventLoop& loop, aio::Socket& sock) {
     out += chunk;
   }
   co_return out;
-}
-
-std::string pattern(std::size_t n) {
-  std::string s(n, '\0');
-  for (std::size_t i = 0; i < n; ++i) s[i] = static_cast<char>(i * 31 + i / 251);
-  return s;
 }
 
 void send_now(aio::Socket& sock, std::string_view data) {
@@ -166,13 +156,6 @@ std::string join(const std::vector<std::string>& events) {
   std::string out;
   for (const auto& e : events) out += (out.empty() ? "" : " ") + e;
   return out;
-}
-
-int warnings(const test::CaptureLog& log) {
-  int n = 0;
-  for (const auto& [level, line] : log.lines)
-    if (level == aio::LogLevel::warning) ++n;
-  return n;
 }
 
 }  // namespace
@@ -291,7 +274,7 @@ TEST_CASE("test_net_transport: writes after close or connection loss are dropped
   SUBCASE("after close") {
     c.tr->close();
     CHECK_NOTHROW(c.tr->write("dropped"));
-    CHECK(warnings(log) == 0);  // one dropped write is not yet worth a warning
+    CHECK(log.warnings() == 0);  // one dropped write is not yet worth a warning
     for (int i = 0; i < 10; ++i) CHECK_NOTHROW(c.tr->write("dropped"));
     test::run_until(*loop, [&] { return c.proto->lost > 0; });
     for (int i = 0; i < 3; ++i) CHECK_NOTHROW(c.tr->write("dropped"));
@@ -301,12 +284,12 @@ TEST_CASE("test_net_transport: writes after close or connection loss are dropped
   SUBCASE("after connection loss") {
     c.peer.close();
     test::run_until(*loop, [&] { return c.proto->lost > 0; });
-    CHECK(warnings(log) == 0);
+    CHECK(log.warnings() == 0);
     for (int i = 0; i < 10; ++i) CHECK_NOTHROW(c.tr->write("dropped"));
     CHECK(c.tr->get_write_buffer_size() == 0);
   }
   spin(*loop, 0.02);
-  CHECK(warnings(log) >= 1);
+  CHECK(log.warnings() >= 1);
   CHECK(c.proto->lost == 1);
   CHECK(errors.contexts.empty());
   finish(*loop, c);
@@ -322,7 +305,7 @@ TEST_CASE("test_net_transport: a write dropped while close() flushes does not st
   REQUIRE(c.tr->get_write_buffer_size() > 0);
   c.tr->close();
   for (int i = 0; i < 10; ++i) CHECK_NOTHROW(c.tr->write("dropped"));
-  CHECK(warnings(log) >= 1);
+  CHECK(log.warnings() >= 1);
   std::string got = test::run(*loop, recv_to_eof(*loop, c.peer), 20.0);
   CHECK(got.size() == payload.size());
   CHECK(got == payload);
