@@ -43,6 +43,8 @@ struct AddrInfo;      // net/dns.hpp
 class BaseProtocol;   // net/protocols.hpp
 class BaseTransport;  // net/transports.hpp
 class Transport;
+class DatagramProtocol;
+class DatagramTransport;
 class Server;  // net/server.hpp
 
 // A file descriptor (POSIX) or SOCKET (Windows); -1 is never valid.
@@ -61,7 +63,7 @@ struct ExceptionContext {
 };
 
 // Makes the protocol of a new connection (asyncio's protocol_factory): a
-// Protocol or a BufferedProtocol.
+// Protocol or a BufferedProtocol (a DatagramProtocol for datagram endpoints).
 using ProtocolFactory = std::function<std::shared_ptr<BaseProtocol>()>;
 
 // create_server's and create_connection's keyword arguments, as asyncio's
@@ -104,6 +106,38 @@ struct ConnectOptions {
   // happy_eyeballs_delay, else 0.
   std::optional<int> interleave = std::nullopt;
   bool all_errors = false;  // on failure throw ConnectionErrors with every attempt's error
+};
+
+// A host and a port, as asyncio's (host, port) address tuples. The host is
+// numeric ("127.0.0.1", "::1") or a name for getaddrinfo; with family AF_UNIX
+// it is a socket path and the port must be 0.
+struct HostPort {
+  std::string_view host;
+  int port = 0;
+};
+
+// create_datagram_endpoint's keyword arguments, as asyncio's (OS AF_* /
+// AI_* values). Trivially destructible like the others: the hosts are
+// views, which create_datagram_endpoint copies before it returns, so both
+// `co_await loop.create_datagram_endpoint(f, {.local_addr = aio::HostPort{"::1", 0}})`
+// and a host from a temporary std::string in that expression are safe.
+struct DatagramOptions {
+  // Bound to; and connected to (sendto's default, and the only peer).
+  std::optional<HostPort> local_addr = std::nullopt;
+  std::optional<HostPort> remote_addr = std::nullopt;
+  // AF_INET, AF_INET6, AF_UNIX; 0: whatever the addresses resolve to.
+  int family = 0;
+  int proto = 0;
+  int flags = 0;  // getaddrinfo flags
+  // SO_REUSEPORT: endpoints of the same user may share the address.
+  bool reuse_port = false;
+  // SO_BROADCAST. With remote_addr the socket is then not connected: the
+  // remote is only sendto's default destination (as asyncio).
+  bool allow_broadcast = false;
+  // Refused (std::invalid_argument) when true: SO_REUSEADDR on UDP lets any
+  // other process bind the same address and take a share of its datagrams,
+  // which is why asyncio removed it (bpo-37228). Use reuse_port.
+  bool reuse_address = false;
 };
 
 // Every attempt's error when create_connection(all_errors = true) fails.
@@ -398,6 +432,27 @@ class EventLoop {
   // With an already connected AF_UNIX stream socket.
   Task<std::pair<std::shared_ptr<Transport>, std::shared_ptr<BaseProtocol>>> create_unix_connection(
       ProtocolFactory factory, Socket sock);
+  // A datagram endpoint (UDP; Unix datagram sockets on POSIX) whose
+  // protocol, from `factory`, must be a DatagramProtocol; returns (transport,
+  // protocol) once connection_made ran. The socket binds to local_addr and
+  // connects to remote_addr when given; both are resolved like
+  // getaddrinfo(host, port, family, SOCK_DGRAM, proto, flags) (numeric hosts
+  // without a lookup), and the first (family, proto) that both resolve to and
+  // that binds and connects is used, as asyncio does. SO_REUSEADDR is never
+  // set. std::invalid_argument for: no address and no family (asyncio's
+  // "unexpected address family"), a port outside 0..65535, addresses with no
+  // family in common, reuse_address, reuse_port where SO_REUSEPORT does not
+  // exist, a factory that is empty, returns null or makes another kind of
+  // protocol. std::system_error for what the OS or getaddrinfo refuse (the
+  // first failed attempt's error).
+  Task<std::pair<std::shared_ptr<DatagramTransport>, std::shared_ptr<DatagramProtocol>>> create_datagram_endpoint(
+      ProtocolFactory factory, DatagramOptions options);
+  // Over an existing datagram socket, taken over as it is (bound, connected
+  // or neither; made non-blocking). `options` must stay at their defaults:
+  // any other is a std::invalid_argument naming them, as is an empty or a
+  // non-datagram socket.
+  Task<std::pair<std::shared_ptr<DatagramTransport>, std::shared_ptr<DatagramProtocol>>> create_datagram_endpoint(
+      ProtocolFactory factory, Socket sock, DatagramOptions options = {});
 
   // Sends `file` over a stream transport, after the data it holds already,
   // and returns the number of bytes sent; `file`, `offset`, `count` and the
