@@ -66,6 +66,10 @@ Task<std::vector<AddrInfo>> resolve(EventLoop& loop, OwnedHostPort address, Data
   if (infos.empty())
     infos =
         co_await loop.getaddrinfo(address.host, address.port, options.family, SOCK_DGRAM, options.proto, options.flags);
+  // Wine 8.0's getaddrinfo leaves ai_protocol 0 where Windows and glibc say
+  // IPPROTO_UDP: the local and remote results must pair up all the same.
+  for (AddrInfo& info : infos)
+    if (info.protocol == 0 && (info.family == AF_INET || info.family == AF_INET6)) info.protocol = IPPROTO_UDP;
   co_return infos;
 }
 
