@@ -3,14 +3,18 @@
 // Echoes every byte once on the connection it came from; closes a connection
 // once the client has half-closed and everything is echoed; survives clients
 // that vanish mid-message. Single-threaded. Backpressure: while a client
-// does not read its echo, the server stops reading from it.
+// does not read its echo, the server stops reading from it. --mode datagram
+// is a UDP echo server instead: each datagram goes back to its sender.
 #include <core/aio.hpp>
+#include <net/address.hpp>
+#include <net/protocols.hpp>
 #include <net/server.hpp>
 #include <net/streams.hpp>
 #include <net/transports.hpp>
 
 #include <CLI/CLI.hpp>
 
+#include <any>
 #include <exception>
 #if __has_include(<malloc.h>)
 #include <malloc.h>
@@ -50,6 +54,44 @@ class BufferedEchoProtocol final : public aio::BufferedProtocol {
   std::vector<char> buffer_ = std::vector<char>(256 * 1024);
 };
 
+// UDP: each datagram back to where it came from. A datagram protocol has no
+// reading to pause: while the socket cannot take more (the queue is over its
+// high mark), datagrams are dropped, as a congested network would.
+class DatagramEchoProtocol final : public aio::DatagramProtocol {
+ public:
+  explicit DatagramEchoProtocol(aio::Future<void> lost) : lost_(std::move(lost)) {}
+  void connection_made(aio::DatagramTransport& transport) override { transport_ = &transport; }
+  void datagram_received(std::string_view data, const aio::SocketAddress& addr) override {
+    if (!paused_) transport_->sendto(data, addr);
+  }
+  void pause_writing() override { paused_ = true; }
+  void resume_writing() override { paused_ = false; }
+  void connection_lost(std::exception_ptr error) override {
+    if (error)
+      lost_.set_exception(error);
+    else
+      lost_.set_result();
+  }
+
+ private:
+  aio::DatagramTransport* transport_ = nullptr;
+  aio::Future<void> lost_;
+  bool paused_ = false;
+};
+
+// Serves until the endpoint is lost.
+aio::Task<void> serve_datagrams(std::string host, int port) {
+  auto& loop = aio::get_running_loop();
+  aio::Future<void> lost = loop.create_future<void>();
+  aio::ProtocolFactory factory = [lost] { return std::make_shared<DatagramEchoProtocol>(lost); };
+  auto [transport, protocol] =
+      co_await loop.create_datagram_endpoint(factory, {.local_addr = aio::HostPort{host, port}});
+  std::cerr << "aio-echo: datagram on "
+            << std::any_cast<aio::SocketAddress>(transport->get_extra_info("sockname")).to_string() << " ("
+            << loop.backend() << ")\n";
+  co_await lost;
+}
+
 // The streams flavour: read what is there, write it back, drain.
 aio::Task<void> echo_stream(aio::StreamReader reader, aio::StreamWriter writer) {
   for (;;) {
@@ -62,6 +104,7 @@ aio::Task<void> echo_stream(aio::StreamReader reader, aio::StreamWriter writer) 
 }
 
 aio::Task<void> serve(std::string host, int port, std::string mode) {
+  if (mode == "datagram") co_return co_await serve_datagrams(host, port);
   auto& loop = aio::get_running_loop();
   std::shared_ptr<aio::Server> server;
   if (mode == "streams") {
@@ -94,8 +137,9 @@ int main(int argc, char** argv) {
   int port = 8888;
   app.add_option("--backend", backend, "Event loop backend (default: AIO_BACKEND, else the platform default)");
   app.add_option("--mode", mode,
-                 "protocol (data_received), buffered (BufferedProtocol) or streams (StreamReader/Writer)")
-      ->check(CLI::IsMember({"protocol", "buffered", "streams"}));
+                 "protocol (data_received), buffered (BufferedProtocol), streams (StreamReader/Writer) or datagram "
+                 "(UDP, DatagramProtocol)")
+      ->check(CLI::IsMember({"protocol", "buffered", "streams", "datagram"}));
   app.add_option("--host", host, "Address to listen on");
   app.add_option("--port", port, "Port to listen on (0: any free port)")->check(CLI::Range(0, 65535));
   app.add_option("port_arg", port, "The port, as a positional argument (as run.sh passes it)")
