@@ -29,6 +29,14 @@ namespace test {
 
 std::unique_ptr<aio::EventLoop> make_loop() { return aio::new_event_loop(); }
 
+aio::Task<void> until(std::function<bool()> done, double timeout) {
+  double deadline = aio::get_running_loop().time() + timeout;
+  while (!done()) {
+    REQUIRE_MESSAGE(aio::get_running_loop().time() < deadline, "condition not met within ", timeout, " s");
+    co_await aio::sleep(0.002);
+  }
+}
+
 void run_until(aio::EventLoop& loop, const std::function<bool()>& done, double timeout) {
   double deadline = loop.time() + timeout;
   aio::Handle tick;

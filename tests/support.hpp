@@ -31,6 +31,10 @@ T run(aio::EventLoop& loop, aio::Task<T> task, double timeout = 10.0) {
 // Runs the loop until `done()` is true, at most `timeout` seconds (then fails).
 void run_until(aio::EventLoop& loop, const std::function<bool()>& done, double timeout = 10.0);
 
+// From a coroutine on the running loop: waits until `done()`, polling every
+// 2 ms, and fails the test after `timeout` seconds.
+aio::Task<void> until(std::function<bool()> done, double timeout = 5.0);
+
 // A clock the test moves by hand.
 struct VirtualClock {
   std::int64_t now_ns = 1'000'000'000;

@@ -27,6 +27,7 @@
 #include <vector>
 
 using test::make_loop;
+using test::until;
 
 namespace {
 
@@ -66,15 +67,6 @@ struct Echoes {
 
 aio::ProtocolFactory sink_factory() {
   return [] { return std::make_shared<Sink>(); };
-}
-
-// Waits (on the loop) until `done()`, failing after `timeout` seconds.
-aio::Task<void> until(std::function<bool()> done, double timeout = 5.0) {
-  double deadline = aio::get_running_loop().time() + timeout;
-  while (!done()) {
-    REQUIRE_MESSAGE(aio::get_running_loop().time() < deadline, "condition not met within ", timeout, " s");
-    co_await aio::sleep(0.002);
-  }
 }
 
 int port_of(const aio::Server& server) { return server.sockets().front().getsockname().port(); }

@@ -24,6 +24,7 @@
 #include <system_error>
 
 using test::make_loop;
+using test::until;
 
 namespace {
 
@@ -48,14 +49,6 @@ aio::ProtocolFactory sink_factory() {
 }
 
 #ifndef _WIN32
-aio::Task<void> until(std::function<bool()> done, double timeout = 5.0) {
-  double deadline = aio::get_running_loop().time() + timeout;
-  while (!done()) {
-    REQUIRE_MESSAGE(aio::get_running_loop().time() < deadline, "condition not met within ", timeout, " s");
-    co_await aio::sleep(0.002);
-  }
-}
-
 // A socket path of this process in /tmp, removed (if still there) at the end.
 struct TempPath {
   TempPath() {
@@ -260,9 +253,7 @@ TEST_CASE("Unix servers and connections on Windows: a round trip, or a clear err
     auto [client, protocol] = co_await loop->create_unix_connection(sink_factory(), path);
     auto* sink = static_cast<Sink*>(protocol.get());
     client->write("windows");
-    double deadline = loop->time() + 5.0;
-    while (sink->received != "windows" && loop->time() < deadline) co_await aio::sleep(0.002);
-    CHECK(sink->received == "windows");
+    co_await until([&] { return sink->received == "windows"; });
     client->close();
     server->close();
     co_await aio::wait_for(server->wait_closed(), 5.0);

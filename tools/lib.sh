@@ -125,7 +125,13 @@ ensure_wine_prefix() {
 # and meson waits for them: +3 s per run, or a timeout with a persistent server.
 # Needs ensure_wine_prefix first.
 wine_session_start() {
-    wineserver -p < /dev/null > /dev/null 2>&1 || return 1
+    # A server left running for this prefix (an interrupted run, a hand-started
+    # `wineserver -p`) makes -p fail: stop it and start ours.
+    if ! wineserver -p < /dev/null > /dev/null 2>&1; then
+        wineserver -k < /dev/null > /dev/null 2>&1 || true
+        wineserver -w < /dev/null > /dev/null 2>&1 || true
+        wineserver -p < /dev/null > /dev/null 2>&1 || return 1
+    fi
     AIO_WINE_SESSION=1
     env DISPLAY= WAYLAND_DISPLAY= wine cmd /c exit < /dev/null > /dev/null 2>&1 || true
 }
