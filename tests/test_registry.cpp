@@ -76,12 +76,14 @@ TEST_CASE("a known backend that is not usable here is an error listing the usabl
 }
 
 TEST_CASE("a comma list is tried in order; the first usable wins") {
+  // iocp is built on Windows, io_uring nowhere yet.
+  std::string first = contains(aio::available_backends(), "iocp") ? "iocp" : "select";
   auto loop = aio::new_event_loop({.backend = "io_uring, iocp ,select,poll"});
-  CHECK(loop->backend() == "select");
+  CHECK(loop->backend() == first);
   loop->close();
   test::ScopedEnv env("AIO_BACKEND", "iocp,select");
   auto from_env = aio::new_event_loop();
-  CHECK(from_env->backend() == "select");
+  CHECK(from_env->backend() == first);
   from_env->close();
   // An explicit option wins over the environment.
   auto explicit_choice = aio::new_event_loop({.backend = aio::available_backends().front()});

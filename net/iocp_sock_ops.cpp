@@ -1,0 +1,220 @@
+// The sock_* coroutines of ProactorEventLoop as overlapped Winsock operations
+// (WSARecv, WSASend, WSARecvFrom, WSASendTo, ConnectEx, AcceptEx) on an
+// IocpProactor. Each operation owns its buffers (copied out on completion),
+// so a task destroyed mid-operation leaves the OS nothing freed to write to.
+#include <backends/iocp_proactor.hpp>
+#include <backends/proactor_event_loop.hpp>
+#include <backends/syscall.hpp>
+#include <core/errors.hpp>
+#include <core/tasks.hpp>
+#include <net/sock_ops.hpp>
+#include <net/socket.hpp>
+
+#include <mswsock.h>
+#include <winsock2.h>
+#include <ws2tcpip.h>
+
+#include <cstring>
+#include <memory>
+#include <string>
+
+namespace aio {
+namespace {
+
+IocpProactor& iocp(ProactorEventLoop& loop) { return static_cast<IocpProactor&>(loop.proactor()); }
+
+SOCKET native(const Socket& sock) noexcept { return static_cast<SOCKET>(sock.fileno()); }
+
+std::string on_socket(const char* call, const Socket& sock) {
+  return std::string(call) + " (socket " + std::to_string(sock.fileno()) + ")";
+}
+
+// A new operation on `sock`, associated with the loop's port.
+std::shared_ptr<IocpOperation> new_operation(ProactorEventLoop& loop, Socket& sock) {
+  iocp(loop).associate(sock.fileno());
+  return std::make_shared<IocpOperation>(sock.fileno());
+}
+
+// After the overlapped call: hands the operation to the proactor when a
+// completion packet will come (success or WSA_IO_PENDING), throws otherwise.
+void check_started(ProactorEventLoop& loop, const std::shared_ptr<IocpOperation>& op, bool ok,
+                   const std::string& what) {
+  if (!ok) {
+    int err = WSAGetLastError();
+    if (err != WSA_IO_PENDING) detail::throw_os_error(err, what);
+  }
+  iocp(loop).started(op);
+}
+
+// Waits for the completion of a started operation. Cancelling the awaiting
+// task cancels the operation (CancelIoEx) and still waits for its packet, so
+// that the socket is left with nothing pending, then throws CancelledError.
+Task<void> completion(ProactorEventLoop& loop, std::shared_ptr<IocpOperation> op, std::string what) {
+  bool cancelled = false;
+  while (!op->finished) {
+    Future<void> done = loop.create_future<void>();
+    op->on_complete = [done](ProactorOperation&) mutable {
+      if (!done.done()) done.set_result();
+    };
+    try {
+      co_await done;
+    } catch (const CancelledError&) {
+      cancelled = true;
+    }
+    if (!op->finished) iocp(loop).cancel(*op);
+  }
+  if (cancelled) throw CancelledError();
+  if (op->error != 0) detail::throw_os_error(static_cast<int>(op->error), what);
+}
+
+// Extension functions are per provider; Windows and Wine have one provider
+// for TCP/IP, so one lookup per process (as CPython's overlapped module).
+template <class Fn>
+Fn extension(SOCKET sock, GUID guid, const char* name) {
+  Fn fn = nullptr;
+  DWORD bytes = 0;
+  if (WSAIoctl(sock, SIO_GET_EXTENSION_FUNCTION_POINTER, &guid, sizeof(guid), &fn, sizeof(fn), &bytes, nullptr,
+               nullptr) != 0)
+    detail::throw_os_error(WSAGetLastError(), std::string("WSAIoctl(") + name + ")");
+  return fn;
+}
+
+LPFN_CONNECTEX connect_ex(SOCKET sock) {
+  static LPFN_CONNECTEX fn = extension<LPFN_CONNECTEX>(sock, WSAID_CONNECTEX, "ConnectEx");
+  return fn;
+}
+
+LPFN_ACCEPTEX accept_ex(SOCKET sock) {
+  static LPFN_ACCEPTEX fn = extension<LPFN_ACCEPTEX>(sock, WSAID_ACCEPTEX, "AcceptEx");
+  return fn;
+}
+
+}  // namespace
+
+Task<std::size_t> ProactorEventLoop::sock_recv_into(Socket& sock, std::span<char> buffer) {
+  detail::check_socket_open(sock, "sock_recv_into");
+  auto op = new_operation(*this, sock);
+  op->buffer.resize(buffer.size());
+  op->wsabuf = WSABUF{static_cast<ULONG>(op->buffer.size()), op->buffer.data()};
+  bool ok = WSARecv(native(sock), &op->wsabuf, 1, nullptr, &op->flags, op->overlapped(), nullptr) == 0;
+  std::string what = on_socket("WSARecv", sock);
+  check_started(*this, op, ok, what);
+  co_await completion(*this, op, std::move(what));
+  std::memcpy(buffer.data(), op->buffer.data(), op->bytes);
+  co_return op->bytes;
+}
+
+Task<std::string> ProactorEventLoop::sock_recv(Socket& sock, std::size_t nbytes) {
+  std::string data(nbytes, '\0');
+  data.resize(co_await sock_recv_into(sock, data));
+  co_return data;
+}
+
+Task<std::pair<std::size_t, SocketAddress>> ProactorEventLoop::sock_recvfrom_into(Socket& sock,
+                                                                                  std::span<char> buffer) {
+  detail::check_socket_open(sock, "sock_recvfrom_into");
+  auto op = new_operation(*this, sock);
+  op->buffer.resize(buffer.size());
+  op->wsabuf = WSABUF{static_cast<ULONG>(op->buffer.size()), op->buffer.data()};
+  op->address_len = sizeof(SOCKADDR_STORAGE);
+  bool ok = WSARecvFrom(native(sock), &op->wsabuf, 1, nullptr, &op->flags, reinterpret_cast<sockaddr*>(op->address),
+                        &op->address_len, op->overlapped(), nullptr) == 0;
+  std::string what = on_socket("WSARecvFrom", sock);
+  check_started(*this, op, ok, what);
+  co_await completion(*this, op, std::move(what));
+  std::memcpy(buffer.data(), op->buffer.data(), op->bytes);
+  co_return std::pair{op->bytes, SocketAddress::from_native(op->address, static_cast<unsigned>(op->address_len))};
+}
+
+Task<std::pair<std::string, SocketAddress>> ProactorEventLoop::sock_recvfrom(Socket& sock, std::size_t bufsize) {
+  std::string data(bufsize, '\0');
+  auto [n, from] = co_await sock_recvfrom_into(sock, data);
+  data.resize(n);
+  co_return std::pair{std::move(data), from};
+}
+
+Task<void> ProactorEventLoop::sock_sendall(Socket& sock, std::string data) {
+  detail::check_socket_open(sock, "sock_sendall");
+  std::size_t sent = 0;
+  // An overlapped WSASend on a stream socket completes when all of it was
+  // taken; the loop only matters if a provider ever reports less.
+  do {
+    auto op = new_operation(*this, sock);
+    op->buffer.assign(data, sent);
+    op->wsabuf = WSABUF{static_cast<ULONG>(op->buffer.size()), op->buffer.data()};
+    bool ok = WSASend(native(sock), &op->wsabuf, 1, nullptr, 0, op->overlapped(), nullptr) == 0;
+    std::string what = on_socket("WSASend", sock);
+    check_started(*this, op, ok, what);
+    co_await completion(*this, op, std::move(what));
+    sent += op->bytes;
+  } while (sent < data.size());
+}
+
+Task<std::size_t> ProactorEventLoop::sock_sendto(Socket& sock, std::string data, SocketAddress address) {
+  detail::check_socket_open(sock, "sock_sendto");
+  auto op = new_operation(*this, sock);
+  op->buffer = std::move(data);
+  op->wsabuf = WSABUF{static_cast<ULONG>(op->buffer.size()), op->buffer.data()};
+  std::memcpy(op->address, address.data(), address.size());
+  op->address_len = static_cast<int>(address.size());
+  bool ok = WSASendTo(native(sock), &op->wsabuf, 1, nullptr, 0, reinterpret_cast<const sockaddr*>(op->address),
+                      op->address_len, op->overlapped(), nullptr) == 0;
+  std::string what = on_socket("WSASendTo", sock) + " to " + address.to_string();
+  check_started(*this, op, ok, what);
+  co_await completion(*this, op, std::move(what));
+  co_return op->bytes;
+}
+
+Task<void> ProactorEventLoop::sock_connect(Socket& sock, SocketAddress address) {
+  detail::check_socket_open(sock, "sock_connect");
+  if (sock.get_option(SOL_SOCKET, SO_TYPE) != SOCK_STREAM) {
+    // ConnectEx is for stream sockets; a datagram connect() only sets the
+    // default peer and never waits.
+    if (!sock.start_connect(address)) sock.finish_connect(address);
+    co_return;
+  }
+  // ConnectEx wants a bound socket: bind to the wildcard of its family, as
+  // connect() does implicitly.
+  sockaddr_storage name{};
+  int name_len = sizeof(name);
+  if (getsockname(native(sock), reinterpret_cast<sockaddr*>(&name), &name_len) != 0) {
+    SocketAddress any = SocketAddress::parse(address.family() == AF_INET6 ? "::" : "0.0.0.0", 0);
+    sock.bind(any);
+  }
+  auto op = new_operation(*this, sock);
+  std::memcpy(op->address, address.data(), address.size());
+  op->address_len = static_cast<int>(address.size());
+  bool ok = connect_ex(native(sock))(native(sock), reinterpret_cast<const sockaddr*>(op->address), op->address_len,
+                                     nullptr, 0, nullptr, op->overlapped()) != FALSE;
+  std::string what = on_socket("ConnectEx", sock) + " to " + address.to_string();
+  check_started(*this, op, ok, what);
+  co_await completion(*this, op, std::move(what));
+  // Without it getpeername, shutdown and getsockopt fail on the socket.
+  detail::check_socket_call(setsockopt(native(sock), SOL_SOCKET, SO_UPDATE_CONNECT_CONTEXT, nullptr, 0) != 0,
+                            on_socket("setsockopt SO_UPDATE_CONNECT_CONTEXT", sock));
+}
+
+Task<std::pair<Socket, SocketAddress>> ProactorEventLoop::sock_accept(Socket& sock) {
+  detail::check_socket_open(sock, "sock_accept");
+  SocketAddress local = sock.getsockname();
+  Socket accepted = Socket::create(local.family(), SOCK_STREAM, 0);
+  auto op = new_operation(*this, sock);
+  op->accepted = static_cast<SOCKET>(accepted.release());
+  constexpr DWORD slot = sizeof(SOCKADDR_STORAGE) + 16;  // what AcceptEx requires per address
+  DWORD received = 0;
+  bool ok = accept_ex(native(sock))(native(sock), op->accepted, op->address, 0, slot, slot, &received,
+                                    op->overlapped()) != FALSE;
+  std::string what = on_socket("AcceptEx", sock);
+  check_started(*this, op, ok, what);
+  co_await completion(*this, op, std::move(what));
+  Socket conn = Socket::adopt(static_cast<fd_t>(std::exchange(op->accepted, INVALID_SOCKET)));
+  SOCKET listener = native(sock);
+  // Without it getpeername, getsockname and shutdown fail on the new socket.
+  detail::check_socket_call(setsockopt(native(conn), SOL_SOCKET, SO_UPDATE_ACCEPT_CONTEXT,
+                                       reinterpret_cast<const char*>(&listener), sizeof(listener)) != 0,
+                            on_socket("setsockopt SO_UPDATE_ACCEPT_CONTEXT", conn));
+  SocketAddress peer = conn.getpeername();
+  co_return std::pair{std::move(conn), peer};
+}
+
+}  // namespace aio
