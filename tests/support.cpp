@@ -130,6 +130,8 @@ std::pair<aio::Socket, aio::Socket> tcp_pair(aio::EventLoop& loop) {
   return {std::move(server), std::move(client)};
 }
 
+bool loop_has_readiness(const aio::EventLoop& loop) { return loop.backend() != "iocp"; }
+
 bool backend_consumes_socket_errors(const aio::EventLoop& loop) {
 #ifdef __linux__
   return loop.backend() == "kqueue";

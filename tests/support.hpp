@@ -127,6 +127,10 @@ class ScopedEnv {
 // connected" and a reset looks like end of file there. Real kqueue does not.
 bool backend_consumes_socket_errors(const aio::EventLoop& loop);
 
+// False on a completion engine (the proactor): like asyncio's
+// ProactorEventLoop it has no add_reader/add_writer, so readiness tests skip.
+bool loop_has_readiness(const aio::EventLoop& loop);
+
 // A loopback TCP connection: (accepted server side, client side).
 std::pair<aio::Socket, aio::Socket> tcp_pair(aio::EventLoop& loop);
 
