@@ -206,9 +206,9 @@ Task<std::pair<Socket, SocketAddress>> ProactorEventLoop::sock_accept(Socket& so
                                     op->overlapped()) != FALSE;
   std::string what = on_socket("AcceptEx", sock);
   check_started(*this, op, ok, what);
+  SOCKET listener = native(sock);  // `sock` is not touched after the wait: a server may be gone by then
   co_await completion(*this, op, std::move(what));
   Socket conn = Socket::adopt(static_cast<fd_t>(std::exchange(op->accepted, INVALID_SOCKET)));
-  SOCKET listener = native(sock);
   // Without it getpeername, getsockname and shutdown fail on the new socket.
   detail::check_socket_call(setsockopt(native(conn), SOL_SOCKET, SO_UPDATE_ACCEPT_CONTEXT,
                                        reinterpret_cast<const char*>(&listener), sizeof(listener)) != 0,

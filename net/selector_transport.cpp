@@ -83,6 +83,13 @@ std::shared_ptr<detail::StreamTransport> detail::make_selector_transport(EventLo
   return std::make_shared<SelectorSocketTransport>(loop, std::move(sock), std::move(protocol));
 }
 
+#if !AIO_HAVE_IOCP
+std::shared_ptr<detail::StreamTransport> detail::make_socket_transport(EventLoop& loop, Socket sock,
+                                                                       std::shared_ptr<BaseProtocol> protocol) {
+  return make_selector_transport(loop, std::move(sock), std::move(protocol));
+}
+#endif
+
 Task<std::pair<std::shared_ptr<Transport>, std::shared_ptr<BaseProtocol>>> EventLoop::connect_accepted_socket(
     ProtocolFactory factory, Socket sock) {
   if (!sock) throw std::invalid_argument("connect_accepted_socket: the socket is closed (an empty aio::Socket)");
@@ -91,7 +98,7 @@ Task<std::pair<std::shared_ptr<Transport>, std::shared_ptr<BaseProtocol>>> Event
   if (!factory) throw std::invalid_argument("connect_accepted_socket: the protocol factory is empty");
   std::shared_ptr<BaseProtocol> protocol = factory();
   if (!protocol) throw std::invalid_argument("connect_accepted_socket: the protocol factory returned null");
-  auto transport = detail::make_selector_transport(*this, std::move(sock), protocol);
+  auto transport = detail::make_socket_transport(*this, std::move(sock), protocol);
   Future<void> made = create_future<void>();
   transport->start([made]() mutable {
     if (!made.done()) made.set_result();

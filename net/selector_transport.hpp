@@ -13,4 +13,9 @@ namespace aio::detail {
 std::shared_ptr<StreamTransport> make_selector_transport(EventLoop& loop, Socket sock,
                                                          std::shared_ptr<BaseProtocol> protocol);
 
+// The transport of `loop`'s engine: the proactor's on a ProactorEventLoop
+// (net/proactor_transport.cpp), the selector's otherwise.
+std::shared_ptr<StreamTransport> make_socket_transport(EventLoop& loop, Socket sock,
+                                                       std::shared_ptr<BaseProtocol> protocol);
+
 }  // namespace aio::detail

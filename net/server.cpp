@@ -1,4 +1,5 @@
 // Server, and the loop's create_server / create_connection.
+#include <core/errors.hpp>
 #include <core/log.hpp>
 #include <core/tasks.hpp>
 #include <net/dns.hpp>
@@ -61,9 +62,46 @@ Task<void> Server::start_serving() {
 
 void Server::start_accepting(std::size_t index) {
   std::weak_ptr<Server> weak = weak_from_this();
-  loop_.add_reader(sockets_[index].fileno(), [weak, index] {
-    if (auto self = weak.lock()) self->accept_ready(index);
-  });
+  try {
+    loop_.add_reader(sockets_[index].fileno(), [weak, index] {
+      if (auto self = weak.lock()) self->accept_ready(index);
+    });
+  } catch (const NotImplementedError&) {
+    // An engine without readiness (the proactor) accepts through sock_accept
+    // (AcceptEx there), one connection at a time per socket, as asyncio's
+    // proactor server does.
+    accept_tasks_.push_back(loop_.create_task(accept_loop(std::move(weak), index)));
+  }
+}
+
+Task<void> Server::accept_loop(std::weak_ptr<Server> weak, std::size_t index) {
+  for (;;) {
+    EventLoop* loop = nullptr;
+    Socket* listener = nullptr;
+    if (auto self = weak.lock(); self && self->serving_ && index < self->sockets_.size()) {
+      loop = &self->loop_;
+      listener = &self->sockets_[index];
+    } else {
+      co_return;
+    }
+    // The server is not kept alive while it waits; close() cancels this task.
+    std::pair<Socket, SocketAddress> accepted;
+    try {
+      accepted = co_await loop->sock_accept(*listener);
+    } catch (const std::system_error& e) {
+      auto self = weak.lock();
+      if (!self || !self->serving_) co_return;
+      if (e.code() == std::errc::connection_aborted) continue;  // the peer gave up first
+      ExceptionContext context;
+      context.message = "Accept failed on server socket";
+      context.exception = std::current_exception();
+      self->loop_.call_exception_handler(context);
+      co_return;
+    }
+    auto self = weak.lock();
+    if (!self || !self->serving_) co_return;  // `accepted` closes here
+    self->attach(std::move(accepted.first));
+  }
 }
 
 void Server::accept_ready(std::size_t index) {
@@ -104,7 +142,7 @@ void Server::attach(Socket conn) {
     loop_.call_exception_handler(context);
     return;  // `conn` closes here
   }
-  auto transport = detail::make_selector_transport(loop_, std::move(conn), std::move(protocol));
+  auto transport = detail::make_socket_transport(loop_, std::move(conn), std::move(protocol));
   clients_.emplace(transport.get(), transport);
   std::weak_ptr<Server> weak = weak_from_this();
   transport->set_on_lost([weak, client = transport.get()] {
@@ -130,6 +168,8 @@ void Server::close() {
   serving_ = false;
   for (TimerHandle& retry : retries_) retry.cancel();
   retries_.clear();
+  for (Task<void>& accepting : accept_tasks_) accepting.cancel();
+  accept_tasks_.clear();
   for (Socket& sock : sockets_) loop_.remove_reader(sock.fileno());
   sockets_.clear();       // closes them
   socket_files_.clear();  // removes them

@@ -46,6 +46,7 @@ class Server : public std::enable_shared_from_this<Server> {
  private:
   void start_accepting(std::size_t index);
   void accept_ready(std::size_t index);
+  static Task<void> accept_loop(std::weak_ptr<Server> weak, std::size_t index);
   void attach(Socket conn);
   void detach(detail::StreamTransport* client);
   void wake_waiters();
@@ -62,7 +63,8 @@ class Server : public std::enable_shared_from_this<Server> {
   std::unordered_map<detail::StreamTransport*, std::weak_ptr<detail::StreamTransport>> clients_;
   std::vector<Future<void>> waiters_;
   Future<void> serving_forever_;
-  std::vector<TimerHandle> retries_;  // accepting paused after EMFILE
+  std::vector<TimerHandle> retries_;      // accepting paused after EMFILE
+  std::vector<Task<void>> accept_tasks_;  // engines without readiness: one sock_accept loop per socket
 };
 
 }  // namespace aio

@@ -1,0 +1,173 @@
+// Stream transports of the proactor loop: bytes move by overlapped Winsock
+// calls on the loop's completion port. Only how bytes move differs from the
+// selector transport; the buffer, flow control and close/abort/eof states are
+// detail::StreamTransport's.
+//
+// Reading posts a zero-byte overlapped WSARecv: its completion says data (or
+// end of file, or an error) is there, then a non-blocking recv reads it into
+// the protocol's buffer. No receive buffer is pinned per idle connection, and
+// BufferedProtocol's buffers work unchanged (libuv reads TCP the same way).
+//
+// Writing keeps one overlapped WSASend in flight with its own copy of the
+// front of the buffer; engine_send() reports its bytes as sent only once the
+// completion arrived, so get_write_buffer_size() counts what is in flight.
+#include <backends/iocp_proactor.hpp>
+#include <backends/proactor_event_loop.hpp>
+#include <backends/syscall.hpp>
+#include <net/selector_transport.hpp>
+
+#include <winsock2.h>
+#include <ws2tcpip.h>
+
+#include <system_error>
+
+namespace aio {
+namespace {
+
+class ProactorSocketTransport final : public detail::StreamTransport {
+ public:
+  ProactorSocketTransport(ProactorEventLoop& loop, Socket sock, std::shared_ptr<BaseProtocol> protocol)
+      : StreamTransport(loop, std::move(protocol)),
+        proactor_(static_cast<IocpProactor&>(loop.proactor())),
+        sock_(std::move(sock)) {
+    proactor_.associate(sock_.fileno());
+    int family = sock_.getsockname().family();
+    if (family == AF_INET || family == AF_INET6) sock_.set_option(IPPROTO_TCP, TCP_NODELAY, 1);
+    try {
+      peername_ = sock_.getpeername();
+    } catch (const std::system_error&) {
+      // Not connected (any more): no peer name to give.
+    }
+    sockname_ = sock_.getsockname();
+  }
+
+  std::any get_extra_info(std::string_view name) const override {
+    if (name == "peername" && peername_.size()) return peername_;
+    if (name == "sockname") return sockname_;
+    if (name == "socket" && sock_) return sock_.fileno();
+    return {};
+  }
+
+ private:
+  void engine_start_reading() override {
+    reading_ = true;
+    if (!read_op_) post_read();
+  }
+  // A zero-byte read already posted stays; its completion is ignored while
+  // reading is stopped, and counts again once it resumes.
+  void engine_stop_reading() override { reading_ = false; }
+
+  std::size_t engine_send(std::string_view data) override {
+    if (sent_ready_) {
+      sent_ready_ = false;
+      std::size_t n = std::exchange(sent_, 0);
+      if (n < data.size()) start_send(data.substr(n));
+      return n;
+    }
+    if (!write_op_) start_send(data);
+    return 0;
+  }
+  // Completions call on_writable() themselves.
+  void engine_start_writing() override {}
+  void engine_stop_writing() override {}
+  void engine_shutdown_write() override {
+    try {
+      sock_.shutdown_write();
+    } catch (const std::system_error&) {
+      fatal_error(std::current_exception(), "Fatal error on shutdown of the write side");
+    }
+  }
+  void engine_close() noexcept override {
+    closed_ = true;
+    // The operations own their buffers and keep this transport alive until
+    // their packets arrive; closing the socket aborts them.
+    if (read_op_) proactor_.cancel(*read_op_);
+    if (write_op_) proactor_.cancel(*write_op_);
+    sock_.close();
+  }
+
+  void post_read() {
+    auto op = std::make_shared<IocpOperation>(sock_.fileno());
+    op->wsabuf = WSABUF{0, nullptr};
+    if (WSARecv(static_cast<SOCKET>(sock_.fileno()), &op->wsabuf, 1, nullptr, &op->flags, op->overlapped(), nullptr) !=
+            0 &&
+        WSAGetLastError() != WSA_IO_PENDING) {
+      // The error itself comes from the recv that follows (never "would
+      // block" here: then that recv would post again, without end).
+      if (WSAGetLastError() == WSAEWOULDBLOCK)
+        detail::throw_os_error(WSAEWOULDBLOCK, "WSARecv (zero-byte, overlapped)");
+      read_now();
+      return;
+    }
+    op->on_complete = [this, self = shared_from_this()](ProactorOperation& done) {
+      read_op_.reset();
+      if (closed_ || !reading_) return;
+      read_now(done.error);
+    };
+    read_op_ = op;
+    proactor_.started(std::move(op));
+  }
+
+  // `error`: what the zero-byte read ended with. Wine 8.0 fails it with
+  // WSAECONNRESET after a peer's linger-0 close, while the recv after it then
+  // reads a plain end of file; the error is what happened.
+  void read_now(std::uint32_t error = 0) {
+    bool eof = false;
+    on_readable([this, &eof, error](std::span<char> buffer) {
+      if (error != 0) detail::throw_os_error(static_cast<int>(error), "WSARecv");
+      auto n = sock_.try_recv(buffer.data(), buffer.size());
+      eof = n && *n == 0;
+      return n;
+    });
+    if (!eof && !closed_ && reading_ && !lost_scheduled() && !read_op_) post_read();
+  }
+
+  void start_send(std::string_view data) {
+    auto op = std::make_shared<IocpOperation>(sock_.fileno());
+    op->buffer.assign(data);
+    op->wsabuf = WSABUF{static_cast<ULONG>(op->buffer.size()), op->buffer.data()};
+    if (WSASend(static_cast<SOCKET>(sock_.fileno()), &op->wsabuf, 1, nullptr, 0, op->overlapped(), nullptr) != 0) {
+      int err = WSAGetLastError();
+      if (err != WSA_IO_PENDING) detail::throw_os_error(err, "WSASend");
+    }
+    op->on_complete = [this, self = shared_from_this()](ProactorOperation& done) {
+      write_op_.reset();
+      if (closed_) return;
+      if (done.error != 0) {
+        try {
+          detail::throw_os_error(static_cast<int>(done.error), "WSASend");
+        } catch (const std::system_error&) {
+          fatal_error(std::current_exception(), "Fatal write error on socket transport");
+        }
+        return;
+      }
+      sent_ = done.bytes;
+      sent_ready_ = true;
+      on_writable();
+    };
+    write_op_ = op;
+    proactor_.started(std::move(op));
+  }
+
+  IocpProactor& proactor_;
+  Socket sock_;
+  SocketAddress peername_;
+  SocketAddress sockname_;
+  std::shared_ptr<IocpOperation> read_op_;
+  std::shared_ptr<IocpOperation> write_op_;
+  std::size_t sent_ = 0;     // bytes of the finished WSASend not yet reported
+  bool sent_ready_ = false;  // a WSASend finished and engine_send() has not said so yet
+  bool reading_ = false;
+  bool closed_ = false;
+};
+
+}  // namespace
+
+std::shared_ptr<detail::StreamTransport> detail::make_socket_transport(EventLoop& loop, Socket sock,
+                                                                       std::shared_ptr<BaseProtocol> protocol) {
+  if (auto* proactor = dynamic_cast<ProactorEventLoop*>(&loop))
+    return std::make_shared<ProactorSocketTransport>(*proactor, std::move(sock), std::move(protocol));
+  return make_selector_transport(loop, std::move(sock), std::move(protocol));
+}
+
+}  // namespace aio
