@@ -126,7 +126,7 @@ Task<Endpoint> start_endpoint(EventLoop& loop, ProtocolFactory factory, Socket s
     throw std::invalid_argument(
         "create_datagram_endpoint: the protocol factory must make an aio::DatagramProtocol (stream protocols cannot "
         "receive datagrams)");
-  auto transport = detail::make_selector_datagram_transport(loop, std::move(sock), protocol, std::move(remote));
+  auto transport = detail::make_datagram_transport(loop, std::move(sock), protocol, std::move(remote));
   Future<void> connected = loop.create_future<void>();
   transport->start([connected]() mutable {
     if (!connected.done()) connected.set_result();

@@ -17,4 +17,11 @@ std::shared_ptr<DatagramTransportBase> make_selector_datagram_transport(EventLoo
                                                                         std::shared_ptr<BaseProtocol> protocol,
                                                                         std::optional<SocketAddress> remote);
 
+// The datagram transport of `loop`'s engine: the proactor's on a
+// ProactorEventLoop (net/proactor_datagram_transport.cpp), the selector's
+// otherwise.
+std::shared_ptr<DatagramTransportBase> make_datagram_transport(EventLoop& loop, Socket sock,
+                                                               std::shared_ptr<BaseProtocol> protocol,
+                                                               std::optional<SocketAddress> remote);
+
 }  // namespace aio::detail
