@@ -139,4 +139,28 @@ TEST_CASE("proactor: a task destroyed with its WSARecv pending frees nothing the
   CHECK(iocp(*loop).pending() == 0);
   loop->close();
 }
+TEST_CASE("proactor: a peer reset during WSASend fails sock_sendall with a system_error; nothing stays pending") {
+  auto loop = test::make_loop();
+  if (test::loop_has_readiness(*loop)) return;
+  auto [a, b] = aio::Socket::socketpair();
+  auto main = [&]() -> aio::Task<void> {
+    // Far more than the socket buffers hold: the send is still in flight.
+    auto sending = loop->create_task(loop->sock_sendall(a, std::string(64 << 20, 'x')));
+    co_await aio::sleep(0.05);
+    linger abortive{1, 0};
+    setsockopt(static_cast<SOCKET>(b.fileno()), SOL_SOCKET, SO_LINGER, reinterpret_cast<const char*>(&abortive),
+               sizeof(abortive));
+    b.close();
+    bool failed = false;
+    try {
+      co_await aio::wait_for(sending, 10.0);
+    } catch (const std::system_error&) {
+      failed = true;
+    }
+    CHECK(failed);
+    CHECK(iocp(*loop).pending() == 0);
+  };
+  test::run(*loop, main(), 20.0);
+  loop->close();
+}
 #endif  // _WIN32
