@@ -132,6 +132,15 @@ std::pair<aio::Socket, aio::Socket> tcp_pair(aio::EventLoop& loop) {
 
 bool loop_has_readiness(const aio::EventLoop& loop) { return loop.backend() != "iocp"; }
 
+bool running_under_wine() {
+#ifdef _WIN32
+  HMODULE ntdll = GetModuleHandleA("ntdll.dll");
+  return ntdll && GetProcAddress(ntdll, "wine_get_version");
+#else
+  return false;
+#endif
+}
+
 bool backend_consumes_socket_errors(const aio::EventLoop& loop) {
 #ifdef __linux__
   return loop.backend() == "kqueue";

@@ -131,6 +131,10 @@ bool backend_consumes_socket_errors(const aio::EventLoop& loop);
 // ProactorEventLoop it has no add_reader/add_writer, so readiness tests skip.
 bool loop_has_readiness(const aio::EventLoop& loop);
 
+// True when this Windows build runs under Wine (ntdll exports
+// wine_get_version), for skips that name a Wine gap; false elsewhere.
+bool running_under_wine();
+
 // A loopback TCP connection: (accepted server side, client side).
 std::pair<aio::Socket, aio::Socket> tcp_pair(aio::EventLoop& loop);
 

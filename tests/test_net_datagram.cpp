@@ -330,6 +330,14 @@ TEST_CASE("test_net_datagram: an ICMP port unreachable goes to error_received; r
   // the ECONNREFUSED never reaches recvfrom there.
   bool expect_error = !test::backend_consumes_socket_errors(*loop);
   SUBCASE("connected: the error arrives on the endpoint itself") {
+    if (!test::loop_has_readiness(*loop) && test::running_under_wine()) {
+      // Wine 8.0 gap: once an overlapped WSARecvFrom on a connected UDP
+      // socket completed with WSAECONNREFUSED (the ICMP port unreachable),
+      // later overlapped receives on it never complete, although datagrams
+      // arrive (a non-blocking recvfrom then reads them). Windows goes on.
+      MESSAGE("not checked: Wine 8.0 stops completing overlapped receives after a refused UDP datagram");
+      return;
+    }
     if (!os_reports_port_unreachable(*loop, true)) {
       // Wine 8.0: a connected UDP socket's recv never fails after an ICMP
       // port unreachable (Linux says ECONNREFUSED, Windows WSAECONNRESET).
