@@ -110,12 +110,6 @@ SocketAddress unix_address(const char* name, const OwnedHostPort& address) {
   return SocketAddress::unix_path(address.host);
 }
 
-#ifdef SO_REUSEPORT
-constexpr bool have_reuse_port = true;
-#else
-constexpr bool have_reuse_port = false;  // Windows
-#endif
-
 // The transport and protocol over a ready socket, once connection_made ran.
 Task<Endpoint> start_endpoint(EventLoop& loop, ProtocolFactory factory, Socket sock,
                               std::optional<SocketAddress> remote) {
@@ -148,9 +142,7 @@ Task<Endpoint> open_endpoint(EventLoop& loop, ProtocolFactory factory, std::opti
         "create_datagram_endpoint: reuse_address is not allowed for UDP: with SO_REUSEADDR any other process may bind "
         "the same address and receive a share of its datagrams (asyncio removed it, bpo-37228); use reuse_port, "
         "which only endpoints of the same user can share");
-  if (options.reuse_port && !have_reuse_port)
-    throw std::invalid_argument(
-        "create_datagram_endpoint: reuse_port is not supported on this platform (it has no SO_REUSEPORT)");
+  if (options.reuse_port) check_reuse_port("create_datagram_endpoint");
   std::vector<Candidate> candidates;
   if (!local && !remote) {
     if (options.family == 0)
@@ -185,9 +177,7 @@ Task<Endpoint> open_endpoint(EventLoop& loop, ProtocolFactory factory, std::opti
     std::exception_ptr failed;
     try {
       sock = Socket::create(candidate.family, SOCK_DGRAM, candidate.proto);
-#ifdef SO_REUSEPORT
-      if (options.reuse_port) sock.set_option(SOL_SOCKET, SO_REUSEPORT, 1);
-#endif
+      if (options.reuse_port) sock.set_reuse_port();
       if (options.allow_broadcast) sock.set_option(SOL_SOCKET, SO_BROADCAST, 1);
       if (candidate.local) sock.bind(*candidate.local);
     } catch (const std::system_error&) {

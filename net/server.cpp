@@ -256,6 +256,7 @@ Task<std::shared_ptr<Server>> EventLoop::create_server(ProtocolFactory factory, 
 Task<std::shared_ptr<Server>> EventLoop::create_server(ProtocolFactory factory, std::vector<std::string> hosts,
                                                        int port, ServerOptions options) {
   check_port(port, "create_server");
+  if (options.reuse_port) check_reuse_port("create_server");
   if (hosts.empty()) hosts.emplace_back();
   std::vector<AddrInfo> infos;
   for (const std::string& host : hosts) {
@@ -271,13 +272,7 @@ Task<std::shared_ptr<Server>> EventLoop::create_server(ProtocolFactory factory, 
     // On Windows SO_REUSEADDR lets another process steal the port.
     if (options.reuse_address.value_or(true)) sock.set_option(SOL_SOCKET, SO_REUSEADDR, 1);
 #endif
-    if (options.reuse_port) {
-#ifdef SO_REUSEPORT
-      sock.set_option(SOL_SOCKET, SO_REUSEPORT, 1);
-#else
-      throw std::invalid_argument("create_server: reuse_port is not supported on this platform");
-#endif
-    }
+    if (options.reuse_port) sock.set_reuse_port();
     if (options.keep_alive) sock.set_option(SOL_SOCKET, SO_KEEPALIVE, 1);
     // One socket per family: the IPv6 one must not also take IPv4.
     if (info.family == AF_INET6) sock.set_option(IPPROTO_IPV6, IPV6_V6ONLY, 1);

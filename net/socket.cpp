@@ -3,6 +3,7 @@
 #include <backends/syscall.hpp>
 
 #include <algorithm>
+#include <stdexcept>
 #include <string>
 
 #ifdef _WIN32
@@ -341,6 +342,22 @@ void Socket::finish_connect(const SocketAddress& address) {
   socklen_type len = SocketAddress::capacity;
   if (::getpeername(native(fd_), static_cast<sockaddr*>(peer.data()), &len) != 0)
     detail::throw_os_error(detail::last_socket_error(), "connect " + address.to_string());
+}
+
+void check_reuse_port(const char* method) {
+#ifndef SO_REUSEPORT
+  throw std::invalid_argument(std::string(method) +
+                              ": reuse_port is not supported on this platform (it has no SO_REUSEPORT)");
+#else
+  (void)method;
+#endif
+}
+
+void Socket::set_reuse_port() {
+  check_reuse_port("set_reuse_port");
+#ifdef SO_REUSEPORT
+  set_option(SOL_SOCKET, SO_REUSEPORT, 1);
+#endif
 }
 
 int send_flags() noexcept {

@@ -45,6 +45,8 @@ class Socket {
   SocketAddress getpeername() const;
   // setsockopt/getsockopt for options whose value is an int.
   void set_option(int level, int name, int value);
+  // SO_REUSEPORT; std::invalid_argument where the OS has none (see check_reuse_port).
+  void set_reuse_port();
   int get_option(int level, int name) const;
   void set_blocking(bool blocking);
   // shutdown(SHUT_WR): the peer reads end of file.
@@ -73,5 +75,9 @@ class Socket {
 // Flags for every send on a stream socket: MSG_NOSIGNAL where it exists, so
 // that writing to a closed peer is an EPIPE error and not a SIGPIPE.
 int send_flags() noexcept;
+
+// Throws std::invalid_argument naming `method` where the OS has no
+// SO_REUSEPORT (Windows): lets callers refuse reuse_port before any work.
+void check_reuse_port(const char* method);
 
 }  // namespace aio

@@ -114,7 +114,6 @@ Conn connect_pair(aio::EventLoop& loop, std::shared_ptr<Recorder> proto = std::m
   return wrap(loop, std::move(a), std::move(b), std::move(proto));
 }
 
-
 aio::Task<std::string> recv_exactly(aio::EventLoop& loop, aio::Socket& sock, std::size_t n) {
   std::string out;
   while (out.size() < n) {

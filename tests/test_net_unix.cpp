@@ -48,6 +48,19 @@ aio::ProtocolFactory sink_factory() {
   return [] { return std::make_shared<Sink>(); };
 }
 
+// Connects to the echo `server` listening at `path`, checks that `text`
+// comes back, then closes the connection and the server.
+aio::Task<void> echo_round_trip(aio::EventLoop& loop, std::shared_ptr<aio::Server> server, std::string path,
+                                std::string text) {
+  auto [client, protocol] = co_await loop.create_unix_connection(sink_factory(), path);
+  auto* sink = static_cast<Sink*>(protocol.get());
+  client->write(text);
+  co_await until([&] { return sink->received == text; });
+  client->close();
+  server->close();
+  co_await aio::wait_for(server->wait_closed(), 5.0);
+}
+
 #ifndef _WIN32
 // A socket path of this process in /tmp, removed (if still there) at the end.
 struct TempPath {
@@ -148,13 +161,7 @@ TEST_CASE("Unix servers on Linux abstract names leave no file") {
   auto main = [&]() -> aio::Task<void> {
     std::string name = std::string(1, '\0') + "aio-test-" + std::to_string(::getpid());
     auto server = co_await loop->create_unix_server(echo_factory(), name);
-    auto [client, protocol] = co_await loop->create_unix_connection(sink_factory(), name);
-    auto* sink = static_cast<Sink*>(protocol.get());
-    client->write("abstract");
-    co_await until([&] { return sink->received == "abstract"; });
-    client->close();
-    server->close();
-    co_await aio::wait_for(server->wait_closed(), 5.0);
+    co_await echo_round_trip(*loop, server, name, "abstract");
   };
   test::run(*loop, main());
   loop->close();
@@ -250,13 +257,7 @@ TEST_CASE("Unix servers and connections on Windows: a round trip, or a clear err
       MESSAGE("not checked: no AF_UNIX here (Wine 8.0 lacks it): ", e.what());
       co_return;
     }
-    auto [client, protocol] = co_await loop->create_unix_connection(sink_factory(), path);
-    auto* sink = static_cast<Sink*>(protocol.get());
-    client->write("windows");
-    co_await until([&] { return sink->received == "windows"; });
-    client->close();
-    server->close();
-    co_await aio::wait_for(server->wait_closed(), 5.0);
+    co_await echo_round_trip(*loop, server, path, "windows");
   };
   test::run(*loop, main());
   loop->close();
