@@ -40,6 +40,9 @@ class ProactorEventLoop final : public EventLoop {
   void close_io() noexcept override;
   void add_reader_impl(fd_t fd, detail::Callback callback) override;
   void add_writer_impl(fd_t fd, detail::Callback callback) override;
+  // TransmitFile.
+  Task<std::size_t> sendfile_native(fd_t sock, int file, std::uint64_t offset, std::size_t count,
+                                    detail::StreamTransport* transport) override;
 
  private:
   std::unique_ptr<Proactor> proactor_;

@@ -58,8 +58,13 @@ std::unique_ptr<Selector> make() {
 std::unique_ptr<Proactor> make_iocp() { return std::make_unique<IocpProactor>(); }
 #endif
 
-// Compiled in, in the order a default is chosen (epoll > kqueue > poll > select).
+// Compiled in, in the order a default is chosen: epoll > kqueue > poll >
+// select on POSIX, iocp > select on Windows (as asyncio, whose Windows
+// default is the ProactorEventLoop).
 constexpr Backend backends[] = {
+#if AIO_HAVE_IOCP
+    {"iocp", nullptr, make_iocp},
+#endif
 #if AIO_HAVE_EPOLL
     {"epoll", make<EpollSelector>},
 #endif
@@ -70,11 +75,6 @@ constexpr Backend backends[] = {
     {"poll", make<PollSelector>},
 #endif
     {"select", make<SelectSelector>},
-#if AIO_HAVE_IOCP
-    // After select on purpose: select stays the Windows default until the
-    // whole behaviour suite passes on iocp (issue 4 is not finished yet).
-    {"iocp", nullptr, make_iocp},
-#endif
 };
 
 // Every name AIO_BACKEND may carry, built here or not.

@@ -157,6 +157,8 @@ using TaskFactory = std::function<void(EventLoop&, AnyTask)>;
 
 namespace detail {
 class Inbox;
+class StreamTransport;  // net/stream_transport.hpp
+struct SendfileAccess;  // net/sendfile.cpp
 class TimerHeap;
 bool post_threadsafe(const std::shared_ptr<Inbox>& inbox, Callback callback);
 
@@ -545,6 +547,15 @@ class EventLoop {
   virtual void close_io() noexcept = 0;
   virtual void add_reader_impl(fd_t fd, detail::Callback callback) = 0;
   virtual void add_writer_impl(fd_t fd, detail::Callback callback) = 0;
+  // One native transfer of sock_sendfile and sendfile (net/sendfile.cpp):
+  // up to `count` (> 0) bytes of the regular file `file` from `offset` to
+  // the connected stream socket `sock`; returns how many were sent, 0 when
+  // `offset` is at or past the end of the file. With a `transport` (which
+  // owns `sock` and has flushed its buffer) waits go through it, so that its
+  // close fails them. The default calls the OS's sendfile when the socket is
+  // writable; SendfileNotAvailableError where the OS has none for this loop.
+  virtual Task<std::size_t> sendfile_native(fd_t sock, int file, std::uint64_t offset, std::size_t count,
+                                            detail::StreamTransport* transport);
 
   // ---- What the loop offers engines -----------------------------------
 
@@ -568,6 +579,7 @@ class EventLoop {
   friend class detail::Inbox;
   friend class detail::TaskStateBase;
   friend class detail::FutureStateBase;
+  friend struct detail::SendfileAccess;
 
   void run_once();
   void drop_scheduled() noexcept;

@@ -14,8 +14,13 @@
 #include <winsock2.h>
 #include <ws2tcpip.h>
 
+#include <io.h>
+
+#include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <string>
 
 namespace aio {
@@ -30,9 +35,13 @@ std::string on_socket(const char* call, const Socket& sock) {
 }
 
 // A new operation on `sock`, associated with the loop's port.
+std::shared_ptr<IocpOperation> new_operation(ProactorEventLoop& loop, fd_t sock) {
+  iocp(loop).associate(sock);
+  return std::make_shared<IocpOperation>(sock);
+}
+
 std::shared_ptr<IocpOperation> new_operation(ProactorEventLoop& loop, Socket& sock) {
-  iocp(loop).associate(sock.fileno());
-  return std::make_shared<IocpOperation>(sock.fileno());
+  return new_operation(loop, sock.fileno());
 }
 
 // After the overlapped call: hands the operation to the proactor when a
@@ -89,10 +98,38 @@ LPFN_ACCEPTEX accept_ex(SOCKET sock) {
   return fn;
 }
 
+LPFN_TRANSMITFILE transmit_file(SOCKET sock) {
+  static LPFN_TRANSMITFILE fn = extension<LPFN_TRANSMITFILE>(sock, WSAID_TRANSMITFILE, "TransmitFile");
+  return fn;
+}
+
+// Bytes per TransmitFile call (at most 2^31 - 2). A cancelled call's packet
+// does not say how much of its range went out, so the file position after a
+// cancel may lag what the peer got by up to this much, as the fallback's
+// chunks do.
+constexpr std::uint64_t transmit_chunk = 1 << 20;
+
 }  // namespace
 
 Task<std::size_t> ProactorEventLoop::sock_recv_into(Socket& sock, std::span<char> buffer) {
   detail::check_socket_open(sock, "sock_recv_into");
+  if (sock.get_option(SOL_SOCKET, SO_TYPE) == SOCK_STREAM) {
+    // A zero-byte WSARecv waits for data without taking any, then a
+    // non-blocking recv reads it into `buffer`: cancelling the wait loses no
+    // bytes, and no buffer is copied (the transports read the same way).
+    for (;;) {
+      if (std::optional<std::size_t> n = sock.try_recv(buffer.data(), buffer.size())) co_return *n;
+      auto op = new_operation(*this, sock);
+      op->wsabuf = WSABUF{0, nullptr};
+      bool ok = WSARecv(native(sock), &op->wsabuf, 1, nullptr, &op->flags, op->overlapped(), nullptr) == 0;
+      std::string what = on_socket("WSARecv", sock);
+      check_started(*this, op, ok, what);
+      co_await completion(*this, op, std::move(what));
+    }
+  }
+  // A datagram is taken whole by the receive that gets it, so the operation
+  // has its own buffer; one that completes after a cancel is dropped, as the
+  // network may drop any datagram.
   auto op = new_operation(*this, sock);
   op->buffer.resize(buffer.size());
   op->wsabuf = WSABUF{static_cast<ULONG>(op->buffer.size()), op->buffer.data()};
@@ -215,6 +252,28 @@ Task<std::pair<Socket, SocketAddress>> ProactorEventLoop::sock_accept(Socket& so
                             on_socket("setsockopt SO_UPDATE_ACCEPT_CONTEXT", conn));
   SocketAddress peer = conn.getpeername();
   co_return std::pair{std::move(conn), peer};
+}
+
+Task<std::size_t> ProactorEventLoop::sendfile_native(fd_t sock, int file, std::uint64_t offset, std::size_t count,
+                                                     detail::StreamTransport*) {
+  auto handle = reinterpret_cast<HANDLE>(_get_osfhandle(file));
+  LARGE_INTEGER size{};
+  if (!GetFileSizeEx(handle, &size))
+    detail::throw_os_error(static_cast<int>(GetLastError()), "GetFileSizeEx (file " + std::to_string(file) + ")");
+  auto end = static_cast<std::uint64_t>(size.QuadPart);
+  if (offset >= end) co_return 0;
+  std::uint64_t want = std::min<std::uint64_t>(count, end - offset);
+  want = std::min(want, transmit_chunk);
+  // The file is read from the OVERLAPPED's offset, not from its position.
+  auto op = new_operation(*this, sock);
+  op->overlapped()->Offset = static_cast<DWORD>(offset);
+  op->overlapped()->OffsetHigh = static_cast<DWORD>(offset >> 32);
+  SOCKET s = static_cast<SOCKET>(sock);
+  bool ok = transmit_file(s)(s, handle, static_cast<DWORD>(want), 0, op->overlapped(), nullptr, 0) != FALSE;
+  std::string what = "TransmitFile (file " + std::to_string(file) + " to socket " + std::to_string(sock) + ")";
+  check_started(*this, op, ok, what);
+  co_await completion(*this, op, std::move(what));
+  co_return op->bytes;
 }
 
 }  // namespace aio

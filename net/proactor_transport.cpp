@@ -41,6 +41,8 @@ class ProactorSocketTransport final : public detail::StreamTransport {
     sockname_ = sock_.getsockname();
   }
 
+  fd_t sendfile_socket() const noexcept override { return sock_ ? sock_.fileno() : -1; }
+
   std::any get_extra_info(std::string_view name) const override {
     if (name == "peername" && peername_.size()) return peername_;
     if (name == "sockname") return sockname_;
@@ -83,6 +85,8 @@ class ProactorSocketTransport final : public detail::StreamTransport {
     // their packets arrive; closing the socket aborts them.
     if (read_op_) proactor_.cancel(*read_op_);
     if (write_op_) proactor_.cancel(*write_op_);
+    // And a sendfile's TransmitFile: Wine 8.0's closesocket leaves it pending.
+    CancelIoEx(reinterpret_cast<HANDLE>(sock_.fileno()), nullptr);
     sock_.close();
   }
 

@@ -23,6 +23,14 @@
 
 namespace aio {
 
+// sock_sendfile and sendfile call the engine's protected sendfile_native.
+struct detail::SendfileAccess {
+  static Task<std::size_t> native(EventLoop& loop, fd_t sock, int file, std::uint64_t offset, std::size_t count,
+                                  StreamTransport* transport) {
+    return loop.sendfile_native(sock, file, offset, count, transport);
+  }
+};
+
 namespace {
 
 // asyncio's SENDFILE_FALLBACK_READBUFFER_SIZE.
@@ -41,37 +49,30 @@ bool check_file(int file, std::size_t offset, std::optional<std::size_t> count, 
   return detail::is_regular_file(file, method);
 }
 
-// Sends with the OS's sendfile until `count` bytes (or the rest of the file)
-// went, counting them in `sent`. SendfileNotAvailableError when the OS
-// cannot, or refuses before the first byte. With a `transport`, its buffer
-// is flushed first and the waits for the socket go through it: it owns the
-// socket's watch, and fails the wait when it closes.
+// Sends natively (EventLoop::sendfile_native) until `count` bytes (or the
+// rest of the file) went, counting them in `sent`. SendfileNotAvailableError
+// when the loop cannot, or the OS refuses before the first byte. With a
+// `transport`, its buffer is flushed first, and its close fails the call
+// with the error the connection was lost with.
 Task<void> send_native(EventLoop& loop, fd_t sock, int file, bool regular, std::uint64_t offset,
                        std::optional<std::size_t> count, detail::StreamTransport* transport, std::size_t& sent) {
-  if (const char* missing = detail::native_sendfile_missing()) throw SendfileNotAvailableError(missing);
   if (!regular) throw SendfileNotAvailableError("not a regular file: sendfile reads regular files only");
   if (sock == -1) throw SendfileNotAvailableError("this transport has no socket to sendfile to");
   if (transport) co_await transport->sendfile_flushed();
   while (!count || sent < *count) {
     if (transport) transport->sendfile_check_open();
-    std::optional<std::size_t> n;
+    std::size_t n = 0;
     try {
-      n = detail::sendfile_some(sock, file, offset + sent, count ? *count - sent : SIZE_MAX);
+      n = co_await detail::SendfileAccess::native(loop, sock, file, offset + sent, count ? *count - sent : SIZE_MAX,
+                                                  transport);
     } catch (const std::system_error& e) {
+      if (transport) transport->sendfile_check_open();  // closing it is what failed the send
       if (sent == 0 && detail::sendfile_refused(e.code()))
         throw SendfileNotAvailableError(std::string("the OS refused this file and socket: ") + e.what());
       throw;
     }
-    if (!n) {
-      if (transport)
-        co_await transport->sendfile_writable();
-      else
-        co_await detail::wait_ready(loop, sock, true);
-    } else if (*n == 0) {
-      break;  // end of file
-    } else {
-      sent += *n;
-    }
+    if (n == 0) break;  // end of file
+    sent += n;
   }
 }
 
@@ -138,6 +139,18 @@ Task<std::size_t> send_file(EventLoop& loop, Socket* sock, detail::StreamTranspo
 }
 
 }  // namespace
+
+Task<std::size_t> EventLoop::sendfile_native(fd_t sock, int file, std::uint64_t offset, std::size_t count,
+                                             detail::StreamTransport* transport) {
+  if (const char* missing = detail::native_sendfile_missing()) throw SendfileNotAvailableError(missing);
+  for (;;) {
+    if (std::optional<std::size_t> n = detail::sendfile_some(sock, file, offset, count)) co_return *n;
+    if (transport)
+      co_await transport->sendfile_writable();
+    else
+      co_await detail::wait_ready(*this, sock, true);
+  }
+}
 
 Task<std::size_t> EventLoop::sock_sendfile(Socket& sock, int file, std::size_t offset, std::optional<std::size_t> count,
                                            bool fallback) {

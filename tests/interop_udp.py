@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Interop: Python's own asyncio datagram endpoint as the client of aio-echo.
 
-    interop_udp.py AIO_ECHO
+    interop_udp.py AIO_ECHO [--wrapper PROGRAM]
 
 Starts `aio-echo --mode datagram` on a free loopback port (backend from
 AIO_BACKEND) and sends it 300 distinct datagrams of sizes from 0 bytes to
@@ -14,9 +14,10 @@ success. Bounded: 60 s in all.
 import asyncio
 import collections
 import os
-import re
 import socket
 import sys
+
+from aio_echo_process import argument_parser, running_echo
 
 COUNT = 300
 SIZES = [0, 1, 7, 64, 512, 1400, 1500, 4096, 9000, 32768, 60000, 65507]
@@ -66,16 +67,9 @@ class Client(asyncio.DatagramProtocol):
             sys.exit(f"error_received: {self.errors}")
 
 
-async def main(echo):
+async def main(args):
     loop = asyncio.get_running_loop()
-    proc = await asyncio.create_subprocess_exec(
-        echo, "--mode", "datagram", "--port", "0", stderr=asyncio.subprocess.PIPE)
-    try:
-        line = await asyncio.wait_for(proc.stderr.readline(), 10)
-        match = re.search(rb":(\d+) \(", line)
-        if not match:
-            sys.exit(f"aio-echo did not say where it listens: {line!r}")
-        port = int(match.group(1))
+    async with running_echo(args, "datagram") as port:
         # Our own socket, so that empty datagrams can go out: asyncio before
         # 3.13 (gh-113812) drops them in DatagramTransport.sendto.
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -103,10 +97,7 @@ async def main(echo):
                      f"(sizes {sorted(len(d) for d in missing)}), {sum(extra.values())} unexpected, "
                      f"errors {client.errors}")
         print(f"{len(sent)} datagrams of {min(map(len, sent))} to {max(map(len, sent))} bytes echoed once each")
-    finally:
-        proc.terminate()
-        await proc.wait()
 
 
 if __name__ == "__main__":
-    asyncio.run(asyncio.wait_for(main(sys.argv[1]), 60))
+    asyncio.run(asyncio.wait_for(main(argument_parser(__doc__).parse_args()), 60))

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <map>
 #include <stdexcept>
 
 #ifdef _WIN32
@@ -131,6 +132,29 @@ std::pair<aio::Socket, aio::Socket> tcp_pair(aio::EventLoop& loop) {
 }
 
 bool loop_has_readiness(const aio::EventLoop& loop) { return loop.backend() != "iocp"; }
+
+namespace {
+
+std::map<std::string, int, std::less<>>& skips() {
+  static std::map<std::string, int, std::less<>> reasons;
+  return reasons;
+}
+
+}  // namespace
+
+void skip(std::string_view why) {
+  auto it = skips().find(why);
+  if (it == skips().end()) it = skips().emplace(std::string(why), 0).first;
+  ++it->second;
+}
+
+void print_skips() {
+  int total = 0;
+  for (const auto& [why, count] : skips()) total += count;
+  if (total == 0) return;
+  std::printf("[skips] %d test cases returned early on this backend:\n", total);
+  for (const auto& [why, count] : skips()) std::printf("[skips] %3d  %s\n", count, why.c_str());
+}
 
 bool running_under_wine() {
 #ifdef _WIN32

@@ -131,6 +131,17 @@ bool backend_consumes_socket_errors(const aio::EventLoop& loop);
 // ProactorEventLoop it has no add_reader/add_writer, so readiness tests skip.
 bool loop_has_readiness(const aio::EventLoop& loop);
 
+// Marks the running test case as skipped on this backend, for `why`; the
+// caller returns. doctest has no run-time skip, so the case counts as passed
+// and main() prints how many were skipped, per reason, after the summary.
+void skip(std::string_view why);
+// Prints the skips (nothing if there were none).
+void print_skips();
+// The reasons the suite skips for.
+inline constexpr std::string_view readiness_only =
+    "readiness only: the proactor has no add_reader/add_writer (as asyncio's ProactorEventLoop)";
+inline constexpr std::string_view proactor_only = "proactor only: tests the completion engine";
+
 // True when this Windows build runs under Wine (ntdll exports
 // wine_get_version), for skips that name a Wine gap; false elsewhere.
 bool running_under_wine();

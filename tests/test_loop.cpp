@@ -249,12 +249,13 @@ TEST_CASE("call_soon_threadsafe on a closed loop raises from another thread too"
 
 TEST_CASE("the loop holds a fixed, small number of fds while open and none after close") {
   int before = test::open_fd_count();
-  if (before < 0) return;  // the platform cannot count them (Windows)
+  if (before < 0) return test::skip("no count of open descriptors on this platform (Windows)");
 #ifdef __linux__
   // kqueue on Linux is libkqueue's emulation (2.7), which keeps process-wide
   // descriptors and frees those of a closed kqueue later, from its monitor
   // thread: a per-loop count cannot be observed there. Real kqueue holds one.
-  if (aio::new_event_loop()->backend() == "kqueue") return;
+  if (aio::new_event_loop()->backend() == "kqueue")
+    return test::skip("libkqueue (kqueue on Linux) keeps process-wide descriptors and frees them late");
 #endif
   auto loop = make_loop();
   int open = test::open_fd_count() - before;
@@ -275,7 +276,7 @@ TEST_CASE("add_reader runs on readability until remove_reader; removal returns t
   auto loop = make_loop();
   // Readiness only: the proactor has none, as asyncio's ProactorEventLoop
   // (its add_reader raising is tested in test_proactor.cpp).
-  if (!test::loop_has_readiness(*loop)) return;
+  if (!test::loop_has_readiness(*loop)) return test::skip(test::readiness_only);
   test::SocketPair pair;
   int calls = 0, bytes = 0;
   loop->add_reader(pair.b, [&] {
@@ -309,7 +310,7 @@ TEST_CASE("a reader is level-triggered: unread data keeps calling it") {
   auto loop = make_loop();
   // Readiness only: the proactor has none, as asyncio's ProactorEventLoop
   // (its add_reader raising is tested in test_proactor.cpp).
-  if (!test::loop_has_readiness(*loop)) return;
+  if (!test::loop_has_readiness(*loop)) return test::skip(test::readiness_only);
   test::SocketPair pair;
   int calls = 0;
   pair.send_byte(pair.a);
@@ -328,7 +329,7 @@ TEST_CASE("add_writer runs while writable; reader and writer on one fd are indep
   auto loop = make_loop();
   // Readiness only: the proactor has none, as asyncio's ProactorEventLoop
   // (its add_reader raising is tested in test_proactor.cpp).
-  if (!test::loop_has_readiness(*loop)) return;
+  if (!test::loop_has_readiness(*loop)) return test::skip(test::readiness_only);
   test::SocketPair pair;
   int writes = 0, reads = 0;
   loop->add_writer(pair.a, [&] {
@@ -357,7 +358,7 @@ TEST_CASE("add_reader on a watched fd replaces the callback") {
   auto loop = make_loop();
   // Readiness only: the proactor has none, as asyncio's ProactorEventLoop
   // (its add_reader raising is tested in test_proactor.cpp).
-  if (!test::loop_has_readiness(*loop)) return;
+  if (!test::loop_has_readiness(*loop)) return test::skip(test::readiness_only);
   test::SocketPair pair;
   int first = 0, second = 0;
   loop->add_reader(pair.b, [&] { ++first; });
@@ -379,7 +380,7 @@ TEST_CASE("a reader that finds nothing to read (spurious readiness) does no harm
   auto loop = make_loop();
   // Readiness only: the proactor has none, as asyncio's ProactorEventLoop
   // (its add_reader raising is tested in test_proactor.cpp).
-  if (!test::loop_has_readiness(*loop)) return;
+  if (!test::loop_has_readiness(*loop)) return test::skip(test::readiness_only);
   test::SocketPair pair;
   int calls = 0;
   loop->add_reader(pair.b, [&] {
@@ -410,7 +411,7 @@ TEST_CASE("add_reader on an fd that cannot be watched raises std::system_error a
   auto loop = make_loop();
   // Readiness only: the proactor has none, as asyncio's ProactorEventLoop
   // (its add_reader raising is tested in test_proactor.cpp).
-  if (!test::loop_has_readiness(*loop)) return;
+  if (!test::loop_has_readiness(*loop)) return test::skip(test::readiness_only);
   test::RegularFile file;
   if (file.fd >= 0) {
     CHECK_THROWS_AS(loop->add_reader(file.fd, [] {}), std::system_error);
@@ -433,7 +434,7 @@ TEST_CASE("add_reader callbacks get bound arguments") {
   auto loop = make_loop();
   // Readiness only: the proactor has none, as asyncio's ProactorEventLoop
   // (its add_reader raising is tested in test_proactor.cpp).
-  if (!test::loop_has_readiness(*loop)) return;
+  if (!test::loop_has_readiness(*loop)) return test::skip(test::readiness_only);
   test::SocketPair pair;
   std::string seen;
   loop->add_reader(

@@ -33,6 +33,17 @@ using test::make_loop;
 
 namespace {
 
+// Where sendfile without fallback works for a regular file and a stream
+// socket: every POSIX loop here, and the proactor (TransmitFile); as asyncio,
+// Windows' selector loop has none.
+bool has_native_sendfile([[maybe_unused]] const aio::EventLoop& loop) {
+#ifdef _WIN32
+  return !test::loop_has_readiness(loop);
+#else
+  return true;
+#endif
+}
+
 // Bytes whose value at each offset is unlikely elsewhere: a shifted or
 // truncated copy does not compare equal.
 std::string pattern(std::size_t size) {
@@ -143,15 +154,14 @@ TEST_CASE("sock_sendfile without fallback sends natively where the OS has sendfi
   test::TempFile file(content);
   auto [a, b] = aio::Socket::socketpair();
   auto main = [&]() -> aio::Task<void> {
-#ifdef _WIN32
-    // As asyncio's Windows selector loop: TransmitFile belongs to the proactor.
-    CHECK_THROWS_AS(co_await loop->sock_sendfile(a, file.fd, 0, std::nullopt, false), aio::SendfileNotAvailableError);
-#else
+    if (!has_native_sendfile(*loop)) {
+      CHECK_THROWS_AS(co_await loop->sock_sendfile(a, file.fd, 0, std::nullopt, false), aio::SendfileNotAvailableError);
+      co_return;
+    }
     auto receiving = loop->create_task(recv_to_eof(*loop, b));
     CHECK(co_await loop->sock_sendfile(a, file.fd, 0, std::nullopt, false) == content.size());
     a.shutdown_write();
     CHECK(is(co_await receiving, content));
-#endif
   };
   test::run(*loop, main());
   loop->close();
@@ -235,7 +245,8 @@ TEST_CASE("cancelling a sock_sendfile blocked on a full socket is prompt; socket
     std::size_t file_bytes = got.size() - 4;
     CHECK(is(got, std::string_view(content).substr(0, file_bytes), "tail"));
 #ifdef _WIN32
-    // The fallback counts whole chunks: the one the cancel cut short went out in part.
+    // The fallback counts whole chunks, and a cancelled TransmitFile does not
+    // say how much of its range went: the cut-short part went out uncounted.
     CHECK(file_bytes >= position);
 #else
     CHECK(file_bytes == position);
@@ -248,6 +259,12 @@ TEST_CASE("cancelling a sock_sendfile blocked on a full socket is prompt; socket
 TEST_CASE("sock_sendfile to a peer that has gone fails with a system_error, not SIGPIPE") {
   auto loop = make_loop();
   test::TempFile file(pattern(4 << 20));
+  // Wine 8.0: an overlapped send that must wait for room in the socket's
+  // buffer (TransmitFile here, or a large WSASend) never completes once the
+  // peer has closed; the select loop's send fails there as it should. A
+  // peer's reset does fail a pending WSASend (test_proactor.cpp).
+  if (!test::loop_has_readiness(*loop) && test::running_under_wine())
+    return test::skip("Wine 8.0: an overlapped send waiting for room never completes once the peer has closed");
   auto [a, b] = aio::Socket::socketpair();
   b.close();
   CHECK_THROWS_AS(test::run(*loop, loop->sock_sendfile(a, file.fd)), std::system_error);
@@ -319,7 +336,7 @@ TEST_CASE("closing or aborting a transport during sendfile fails the call prompt
   pipe.write_all(pattern(60000));
   pipe.close_write();
   bool abort = false;
-  int source = file.fd;  // natively (but on Windows), blocked on the socket
+  int source = file.fd;  // natively (but on Windows' selector loop), blocked on the socket
   SUBCASE("abort, regular file") { abort = true; }
   SUBCASE("abort, pipe") {
     abort = true;

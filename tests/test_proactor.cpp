@@ -41,7 +41,7 @@ class CountingProactor final : public aio::Proactor {
 
 TEST_CASE("proactor: add_reader and add_writer raise NotImplementedError; remove_* find nothing") {
   auto loop = test::make_loop();
-  if (test::loop_has_readiness(*loop)) return;
+  if (test::loop_has_readiness(*loop)) return test::skip(test::proactor_only);
   test::SocketPair pair;
   CHECK_THROWS_AS(loop->add_reader(pair.a, [] {}), aio::NotImplementedError);
   CHECK_THROWS_AS(loop->add_writer(pair.a, [] {}), aio::NotImplementedError);
@@ -51,7 +51,7 @@ TEST_CASE("proactor: add_reader and add_writer raise NotImplementedError; remove
 }
 
 TEST_CASE("proactor: no busy spin for sub-resolution delays (1e-2 ... 1e-10 s)") {
-  if (test::loop_has_readiness(*test::make_loop())) return;
+  if (test::loop_has_readiness(*test::make_loop())) return test::skip(test::proactor_only);
   for (double delay = 1e-2; delay > 1e-11; delay /= 10) {
     auto proactor = std::make_unique<CountingProactor>();
     auto waits = proactor->waits;
@@ -71,19 +71,25 @@ TEST_CASE("proactor: no busy spin for sub-resolution delays (1e-2 ... 1e-10 s)")
 
 TEST_CASE("proactor: close() with WSARecv and AcceptEx pending waits for them; the sockets stay usable") {
   auto loop = test::make_loop();
-  if (test::loop_has_readiness(*loop)) return;
+  if (test::loop_has_readiness(*loop)) return test::skip(test::proactor_only);
   auto [a, b] = aio::Socket::socketpair();
   auto listener = aio::Socket::create(AF_INET, SOCK_STREAM);
   listener.bind(aio::SocketAddress::parse("127.0.0.1", 0));
   listener.listen(8);
-  auto recv = loop->create_task(loop->sock_recv(b, 10));
-  auto accept = loop->create_task(loop->sock_accept(listener));
-  test::run(*loop, aio::sleep(0.02));
-  CHECK_FALSE(recv.done());
-  CHECK_FALSE(accept.done());
-  CHECK(iocp(*loop).pending() == 2);
-  loop->close();  // cancels both and waits for their completion packets
-  CHECK(iocp(*loop).pending() == 0);
+  test::CaptureErrors errors(*loop);
+  {
+    auto recv = loop->create_task(loop->sock_recv(b, 10));
+    auto accept = loop->create_task(loop->sock_accept(listener));
+    test::run(*loop, aio::sleep(0.02));
+    CHECK_FALSE(recv.done());
+    CHECK_FALSE(accept.done());
+    CHECK(iocp(*loop).pending() == 2);
+    loop->close();  // cancels both and waits for their completion packets
+    CHECK(iocp(*loop).pending() == 0);
+  }
+  // Both tasks were still pending when they went, as asyncio reports too.
+  REQUIRE(errors.contexts.size() == 2);
+  for (const auto& context : errors.contexts) CHECK(context.message == "Task was destroyed but it is pending!");
   // Not overlapped any more, but the same sockets: nothing was left pending.
   CHECK(a.try_send("x", 1) == 1u);
   char byte = 0;
@@ -93,7 +99,7 @@ TEST_CASE("proactor: close() with WSARecv and AcceptEx pending waits for them; t
 
 TEST_CASE("proactor: cancelling ConnectEx waits for it; nothing stays pending") {
   auto loop = test::make_loop();
-  if (test::loop_has_readiness(*loop)) return;
+  if (test::loop_has_readiness(*loop)) return test::skip(test::proactor_only);
   auto listener = aio::Socket::create(AF_INET, SOCK_STREAM);
   listener.bind(aio::SocketAddress::parse("127.0.0.1", 0));
   listener.listen(8);
@@ -128,7 +134,7 @@ TEST_CASE("proactor: cancelling ConnectEx waits for it; nothing stays pending") 
 
 TEST_CASE("proactor: a task destroyed with its WSARecv pending frees nothing the OS still writes") {
   auto loop = test::make_loop();
-  if (test::loop_has_readiness(*loop)) return;
+  if (test::loop_has_readiness(*loop)) return test::skip(test::proactor_only);
   auto [a, b] = aio::Socket::socketpair();
   {
     auto recv = loop->create_task(loop->sock_recv(b, 1 << 16));
@@ -141,7 +147,7 @@ TEST_CASE("proactor: a task destroyed with its WSARecv pending frees nothing the
 }
 TEST_CASE("proactor: a peer reset during WSASend fails sock_sendall with a system_error; nothing stays pending") {
   auto loop = test::make_loop();
-  if (test::loop_has_readiness(*loop)) return;
+  if (test::loop_has_readiness(*loop)) return test::skip(test::proactor_only);
   auto [a, b] = aio::Socket::socketpair();
   auto main = [&]() -> aio::Task<void> {
     // Far more than the socket buffers hold: the send is still in flight.

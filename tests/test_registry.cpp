@@ -1,6 +1,11 @@
 // Choosing the backend at run time: the registry and new_event_loop.
 #include "support.hpp"
 
+#include <backends/selector_event_loop.hpp>
+#ifdef _WIN32
+#include <backends/proactor_event_loop.hpp>
+#endif
+
 #include <algorithm>
 #include <cstdlib>
 #include <stdexcept>
@@ -30,6 +35,22 @@ TEST_CASE("available backends are compiled in, select always, the default first"
   for (const auto& name : available) CHECK(contains(compiled, name));
   REQUIRE_FALSE(available.empty());
   CHECK(aio::default_backend() == available.front());
+}
+
+TEST_CASE("the platform default: a ProactorEventLoop on iocp on Windows, epoll on Linux; select is a selector loop") {
+  test::ScopedEnv env("AIO_BACKEND", "");
+  auto loop = aio::new_event_loop();
+#ifdef _WIN32
+  CHECK(loop->backend() == "iocp");
+  CHECK(dynamic_cast<aio::ProactorEventLoop*>(loop.get()) != nullptr);
+#elif defined(__linux__)
+  CHECK(loop->backend() == "epoll");
+  CHECK(dynamic_cast<aio::SelectorEventLoop*>(loop.get()) != nullptr);
+#endif
+  loop->close();
+  auto select = aio::new_event_loop({.backend = "select"});
+  CHECK(dynamic_cast<aio::SelectorEventLoop*>(select.get()) != nullptr);
+  select->close();
 }
 
 TEST_CASE("every available backend makes a working loop through the API") {
