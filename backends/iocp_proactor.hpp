@@ -6,8 +6,9 @@
 #include <backends/proactor.hpp>
 
 // winsock2.h first: windows.h alone pulls in the old winsock.h.
-#include <windows.h>
 #include <winsock2.h>
+
+#include <windows.h>
 
 #include <atomic>
 #include <memory>

@@ -22,9 +22,7 @@ class ProactorEventLoop final : public EventLoop {
   bool remove_writer(fd_t fd) override;
   std::string_view backend() const noexcept override { return name_; }
 
-  Task<std::string> sock_recv(Socket& sock, std::size_t nbytes) override;
   Task<std::size_t> sock_recv_into(Socket& sock, std::span<char> buffer) override;
-  Task<std::pair<std::string, SocketAddress>> sock_recvfrom(Socket& sock, std::size_t bufsize) override;
   Task<std::pair<std::size_t, SocketAddress>> sock_recvfrom_into(Socket& sock, std::span<char> buffer) override;
   Task<void> sock_sendall(Socket& sock, std::string data) override;
   Task<std::size_t> sock_sendto(Socket& sock, std::string data, SocketAddress address) override;

@@ -141,12 +141,6 @@ Task<std::size_t> ProactorEventLoop::sock_recv_into(Socket& sock, std::span<char
   co_return op->bytes;
 }
 
-Task<std::string> ProactorEventLoop::sock_recv(Socket& sock, std::size_t nbytes) {
-  std::string data(nbytes, '\0');
-  data.resize(co_await sock_recv_into(sock, data));
-  co_return data;
-}
-
 Task<std::pair<std::size_t, SocketAddress>> ProactorEventLoop::sock_recvfrom_into(Socket& sock,
                                                                                   std::span<char> buffer) {
   detail::check_socket_open(sock, "sock_recvfrom_into");
@@ -161,13 +155,6 @@ Task<std::pair<std::size_t, SocketAddress>> ProactorEventLoop::sock_recvfrom_int
   co_await completion(*this, op, std::move(what));
   std::memcpy(buffer.data(), op->buffer.data(), op->bytes);
   co_return std::pair{op->bytes, SocketAddress::from_native(op->address, static_cast<unsigned>(op->address_len))};
-}
-
-Task<std::pair<std::string, SocketAddress>> ProactorEventLoop::sock_recvfrom(Socket& sock, std::size_t bufsize) {
-  std::string data(bufsize, '\0');
-  auto [n, from] = co_await sock_recvfrom_into(sock, data);
-  data.resize(n);
-  co_return std::pair{std::move(data), from};
 }
 
 Task<void> ProactorEventLoop::sock_sendall(Socket& sock, std::string data) {

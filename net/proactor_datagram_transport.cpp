@@ -8,6 +8,7 @@
 #include <backends/proactor_event_loop.hpp>
 #include <backends/syscall.hpp>
 #include <net/selector_datagram_transport.hpp>
+#include <net/socket_extra_info.hpp>
 
 #include <winsock2.h>
 #include <ws2tcpip.h>
@@ -34,16 +35,7 @@ class ProactorDatagramTransport final : public detail::DatagramTransportBase {
   }
 
   std::any get_extra_info(std::string_view name) const override {
-    if (name == "peername" && peername_) return *peername_;
-    if (name == "sockname" && sock_) {
-      try {
-        return sock_.getsockname();
-      } catch (const std::system_error&) {
-        return {};  // not bound yet
-      }
-    }
-    if (name == "socket" && sock_) return sock_.fileno();
-    return {};
+    return detail::datagram_extra_info(name, sock_, peername_);
   }
 
  private:

@@ -15,6 +15,7 @@
 #include <backends/proactor_event_loop.hpp>
 #include <backends/syscall.hpp>
 #include <net/selector_transport.hpp>
+#include <net/socket_extra_info.hpp>
 
 #include <winsock2.h>
 #include <ws2tcpip.h>
@@ -29,26 +30,14 @@ class ProactorSocketTransport final : public detail::StreamTransport {
   ProactorSocketTransport(ProactorEventLoop& loop, Socket sock, std::shared_ptr<BaseProtocol> protocol)
       : StreamTransport(loop, std::move(protocol)),
         proactor_(static_cast<IocpProactor&>(loop.proactor())),
-        sock_(std::move(sock)) {
+        sock_(std::move(sock)),
+        info_(sock_) {
     proactor_.associate(sock_.fileno());
-    int family = sock_.getsockname().family();
-    if (family == AF_INET || family == AF_INET6) sock_.set_option(IPPROTO_TCP, TCP_NODELAY, 1);
-    try {
-      peername_ = sock_.getpeername();
-    } catch (const std::system_error&) {
-      // Not connected (any more): no peer name to give.
-    }
-    sockname_ = sock_.getsockname();
   }
 
   fd_t sendfile_socket() const noexcept override { return sock_ ? sock_.fileno() : -1; }
 
-  std::any get_extra_info(std::string_view name) const override {
-    if (name == "peername" && peername_.size()) return peername_;
-    if (name == "sockname") return sockname_;
-    if (name == "socket" && sock_) return sock_.fileno();
-    return {};
-  }
+  std::any get_extra_info(std::string_view name) const override { return info_.get(name, sock_); }
 
  private:
   void engine_start_reading() override {
@@ -155,8 +144,7 @@ class ProactorSocketTransport final : public detail::StreamTransport {
 
   IocpProactor& proactor_;
   Socket sock_;
-  SocketAddress peername_;
-  SocketAddress sockname_;
+  detail::StreamSocketInfo info_;
   std::shared_ptr<IocpOperation> read_op_;
   std::shared_ptr<IocpOperation> write_op_;
   std::size_t sent_ = 0;     // bytes of the finished WSASend not yet reported

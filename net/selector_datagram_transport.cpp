@@ -2,6 +2,7 @@
 // through add_reader / add_writer and non-blocking sendto / recvfrom.
 #include <net/selector_datagram_transport.hpp>
 #include <net/selector_watch.hpp>
+#include <net/socket_extra_info.hpp>
 
 #include <any>
 #include <system_error>
@@ -28,17 +29,7 @@ class SelectorDatagramTransport final : public detail::DatagramTransportBase {
         peername_(std::move(peername)) {}
 
   std::any get_extra_info(std::string_view name) const override {
-    if (name == "peername" && peername_) return *peername_;
-    if (name == "sockname" && sock_) {
-      // Asked each time: an unbound socket gets its name at its first send.
-      try {
-        return sock_.getsockname();
-      } catch (const std::system_error&) {
-        return {};  // Windows: not bound yet
-      }
-    }
-    if (name == "socket" && sock_) return sock_.fileno();
-    return {};
+    return detail::datagram_extra_info(name, sock_, peername_);
   }
 
  private:

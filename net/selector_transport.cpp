@@ -5,6 +5,7 @@
 #include <net/selector_transport.hpp>
 #include <net/selector_watch.hpp>
 #include <net/socket.hpp>
+#include <net/socket_extra_info.hpp>
 #include <net/stream_transport.hpp>
 
 #ifdef _WIN32
@@ -25,23 +26,12 @@ namespace {
 class SelectorSocketTransport final : public detail::StreamTransport {
  public:
   SelectorSocketTransport(EventLoop& loop, Socket sock, std::shared_ptr<BaseProtocol> protocol)
-      : StreamTransport(loop, std::move(protocol)), sock_(std::move(sock)), watch_(loop, sock_.fileno()) {
-    int family = sock_.getsockname().family();
-    if (family == AF_INET || family == AF_INET6) sock_.set_option(IPPROTO_TCP, TCP_NODELAY, 1);
-    try {
-      peername_ = sock_.getpeername();
-    } catch (const std::system_error&) {
-      // Not connected (any more): no peer name to give.
-    }
-    sockname_ = sock_.getsockname();
-  }
+      : StreamTransport(loop, std::move(protocol)),
+        sock_(std::move(sock)),
+        info_(sock_),
+        watch_(loop, sock_.fileno()) {}
 
-  std::any get_extra_info(std::string_view name) const override {
-    if (name == "peername" && peername_.size()) return peername_;
-    if (name == "sockname") return sockname_;
-    if (name == "socket" && sock_) return sock_.fileno();
-    return {};
-  }
+  std::any get_extra_info(std::string_view name) const override { return info_.get(name, sock_); }
   fd_t sendfile_socket() const noexcept override { return sock_.fileno(); }
 
  private:
@@ -71,9 +61,8 @@ class SelectorSocketTransport final : public detail::StreamTransport {
   }
 
   Socket sock_;
+  detail::StreamSocketInfo info_;
   detail::SelectorWatch watch_;
-  SocketAddress peername_;
-  SocketAddress sockname_;
 };
 
 }  // namespace
