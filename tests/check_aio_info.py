@@ -1,0 +1,62 @@
+#!/usr/bin/env python3
+"""aio-info's report against what the build says it compiled.
+
+    check_aio_info.py AIO_INFO [--wrapper PROGRAM] --compiled B1,B2,... --default B
+
+Runs `aio-info --json`: the compiled and usable backends must be exactly
+those Meson built (every one works on this machine), the default must be
+--default, and AIO_BACKEND must select each of them in turn. An unknown
+AIO_BACKEND must fail with a message naming the usable backends.
+Exit code 0 on success.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+
+def run(args, backend):
+    env = dict(os.environ)
+    env.pop("AIO_BACKEND", None)
+    if backend is not None:
+        env["AIO_BACKEND"] = backend
+    command = ([args.wrapper] if args.wrapper else []) + [args.aio_info, "--json"]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("aio_info")
+    parser.add_argument("--wrapper")
+    parser.add_argument("--compiled", required=True)
+    parser.add_argument("--default", required=True)
+    args = parser.parse_args()
+    compiled = args.compiled.split(",")
+
+    done = run(args, None)
+    if done.returncode != 0:
+        sys.exit(f"aio-info failed ({done.returncode}): {done.stderr}")
+    info = json.loads(done.stdout)
+    if sorted(info["compiled"]) != sorted(compiled):
+        sys.exit(f"compiled: aio-info says {info['compiled']}, Meson built {compiled}")
+    if sorted(info["available"]) != sorted(compiled):
+        sys.exit(f"available: {info['available']}, expected every compiled backend {compiled}")
+    if info["default"] != args.default or info["selected"] != args.default:
+        sys.exit(f"default {info['default']!r} / selected {info['selected']!r}, expected {args.default!r}")
+    if info["available"][0] != info["default"]:
+        sys.exit(f"the default {info['default']!r} is not listed first in {info['available']}")
+
+    for backend in compiled:
+        chosen = json.loads(run(args, backend).stdout)
+        if chosen["selected"] != backend or chosen["AIO_BACKEND"] != backend:
+            sys.exit(f"AIO_BACKEND={backend} selected {chosen['selected']!r}")
+
+    bad = run(args, "nosuch")
+    if bad.returncode == 0 or "nosuch" not in bad.stderr or not all(b in bad.stderr for b in compiled):
+        sys.exit(f"AIO_BACKEND=nosuch: exit {bad.returncode}, stderr {bad.stderr!r}")
+    print(f"aio-info: compiled and available {info['available']}, default {info['default']}")
+
+
+if __name__ == "__main__":
+    main()
