@@ -37,7 +37,7 @@ void IocpProactor::associate(fd_t sock) {
   // handle values are reused after closesocket.
   if (err == ERROR_INVALID_PARAMETER) return;
   detail::throw_os_error(static_cast<int>(err),
-                         "CreateIoCompletionPort (associating socket " + std::to_string(sock) + ")");
+                         "CreateIoCompletionPort (associating handle " + std::to_string(sock) + ")");
 }
 
 void IocpProactor::started(std::shared_ptr<IocpOperation> op) {
@@ -88,11 +88,15 @@ bool IocpProactor::dequeue(DWORD timeout_ms, bool run_callbacks) {
     op->finished = true;
     op->bytes = entry.dwNumberOfBytesTransferred;
     if (static_cast<LONG>(op->overlapped()->Internal) != 0) {
-      // The packet carries an NTSTATUS; WSAGetOverlappedResult turns it into
-      // the WSA code a caller of WSARecv would have seen.
+      // The packet carries an NTSTATUS; (WSA)GetOverlappedResult turns it
+      // into the code a caller of WSARecv or ReadFile would have seen.
       DWORD bytes = 0, flags = 0;
-      if (!WSAGetOverlappedResult(static_cast<SOCKET>(op->socket()), op->overlapped(), &bytes, FALSE, &flags))
-        op->error = static_cast<std::uint32_t>(WSAGetLastError());
+      if (op->on_socket()) {
+        if (!WSAGetOverlappedResult(static_cast<SOCKET>(op->socket()), op->overlapped(), &bytes, FALSE, &flags))
+          op->error = static_cast<std::uint32_t>(WSAGetLastError());
+      } else if (!GetOverlappedResult(reinterpret_cast<HANDLE>(op->socket()), op->overlapped(), &bytes, FALSE)) {
+        op->error = GetLastError();
+      }
       if (op->error == 0 || op->error == WSAENOTSOCK)
         op->error = static_cast<LONG>(op->overlapped()->Internal) == status_cancelled ? ERROR_OPERATION_ABORTED
                                                                                       : ERROR_GEN_FAILURE;

@@ -18,17 +18,19 @@
 
 namespace aio {
 
-// One overlapped operation on one socket: its OVERLAPPED and every buffer the
-// OS reads or writes until the completion packet arrives.
+// One overlapped operation on one socket (or, with `socket` false, a pipe or
+// file handle): its OVERLAPPED and every buffer the OS reads or writes until
+// the completion packet arrives.
 class IocpOperation final : public ProactorOperation {
  public:
-  explicit IocpOperation(fd_t sock) noexcept : sock_(sock) {}
+  explicit IocpOperation(fd_t handle, bool socket = true) noexcept : sock_(handle), socket_(socket) {}
   ~IocpOperation() override;
   IocpOperation(const IocpOperation&) = delete;
   IocpOperation& operator=(const IocpOperation&) = delete;
 
   OVERLAPPED* overlapped() noexcept { return &overlapped_; }
   fd_t socket() const noexcept { return sock_; }
+  bool on_socket() const noexcept { return socket_; }
 
   // Data to send, or room to receive into.
   std::string buffer;
@@ -43,6 +45,7 @@ class IocpOperation final : public ProactorOperation {
  private:
   OVERLAPPED overlapped_{};
   fd_t sock_;
+  bool socket_;
 };
 
 class IocpProactor final : public Proactor {

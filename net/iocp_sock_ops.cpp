@@ -7,6 +7,7 @@
 #include <backends/syscall.hpp>
 #include <core/errors.hpp>
 #include <core/tasks.hpp>
+#include <net/iocp_operation.hpp>
 #include <net/sock_ops.hpp>
 #include <net/socket.hpp>
 
@@ -26,7 +27,10 @@
 namespace aio {
 namespace {
 
-IocpProactor& iocp(ProactorEventLoop& loop) { return static_cast<IocpProactor&>(loop.proactor()); }
+using detail::check_started;
+using detail::completion;
+using detail::iocp;
+using detail::new_operation;
 
 SOCKET native(const Socket& sock) noexcept { return static_cast<SOCKET>(sock.fileno()); }
 
@@ -34,46 +38,8 @@ std::string on_socket(const char* call, const Socket& sock) {
   return std::string(call) + " (socket " + std::to_string(sock.fileno()) + ")";
 }
 
-// A new operation on `sock`, associated with the loop's port.
-std::shared_ptr<IocpOperation> new_operation(ProactorEventLoop& loop, fd_t sock) {
-  iocp(loop).associate(sock);
-  return std::make_shared<IocpOperation>(sock);
-}
-
 std::shared_ptr<IocpOperation> new_operation(ProactorEventLoop& loop, Socket& sock) {
   return new_operation(loop, sock.fileno());
-}
-
-// After the overlapped call: hands the operation to the proactor when a
-// completion packet will come (success or WSA_IO_PENDING), throws otherwise.
-void check_started(ProactorEventLoop& loop, const std::shared_ptr<IocpOperation>& op, bool ok,
-                   const std::string& what) {
-  if (!ok) {
-    int err = WSAGetLastError();
-    if (err != WSA_IO_PENDING) detail::throw_os_error(err, what);
-  }
-  iocp(loop).started(op);
-}
-
-// Waits for the completion of a started operation. Cancelling the awaiting
-// task cancels the operation (CancelIoEx) and still waits for its packet, so
-// that the socket is left with nothing pending, then throws CancelledError.
-Task<void> completion(ProactorEventLoop& loop, std::shared_ptr<IocpOperation> op, std::string what) {
-  bool cancelled = false;
-  while (!op->finished) {
-    Future<void> done = loop.create_future<void>();
-    op->on_complete = [done](ProactorOperation&) mutable {
-      if (!done.done()) done.set_result();
-    };
-    try {
-      co_await done;
-    } catch (const CancelledError&) {
-      cancelled = true;
-    }
-    if (!op->finished) iocp(loop).cancel(*op);
-  }
-  if (cancelled) throw CancelledError();
-  if (op->error != 0) detail::throw_os_error(static_cast<int>(op->error), what);
 }
 
 // Extension functions are per provider; Windows and Wine have one provider
