@@ -11,8 +11,8 @@
 #include <core/errors.hpp>
 #include <core/tasks.hpp>
 #include <net/iocp_operation.hpp>
+#include <net/proactor_stream_transport.hpp>
 #include <net/protocols.hpp>
-#include <net/stream_transport.hpp>
 
 #include <windows.h>
 
@@ -65,11 +65,13 @@ bool is_pipe_eof(std::uint32_t error) noexcept {
   return error == ERROR_BROKEN_PIPE || error == ERROR_PIPE_NOT_CONNECTED || error == ERROR_NO_DATA;
 }
 
-class PipeTransport final : public detail::StreamTransport {
+class PipeTransport final : public detail::ProactorStreamTransport {
  public:
   PipeTransport(ProactorEventLoop& loop, UniqueHandle pipe, std::string address, std::shared_ptr<BaseProtocol> protocol)
-      : StreamTransport(loop, std::move(protocol)), loop_(loop), pipe_(std::move(pipe)), address_(std::move(address)) {
-    detail::iocp(loop_).associate(as_fd(pipe_.get()));
+      : ProactorStreamTransport(loop, std::move(protocol), "Fatal write error on pipe transport"),
+        pipe_(std::move(pipe)),
+        address_(std::move(address)) {
+    proactor_.associate(as_fd(pipe_.get()));
   }
 
   std::any get_extra_info(std::string_view name) const override {
@@ -90,19 +92,6 @@ class PipeTransport final : public detail::StreamTransport {
   }
   void engine_stop_reading() override { reading_ = false; }
 
-  std::size_t engine_send(std::string_view data) override {
-    if (sent_ready_) {
-      sent_ready_ = false;
-      std::size_t n = std::exchange(sent_, 0);
-      if (n < data.size()) start_write(data.substr(n));
-      return n;
-    }
-    if (!write_op_) start_write(data);
-    return 0;
-  }
-  // Completions call on_writable() themselves.
-  void engine_start_writing() override {}
-  void engine_stop_writing() override {}
   void engine_shutdown_write() override {}  // never called: write_eof() throws
   void engine_close() noexcept override {
     closed_ = true;
@@ -128,7 +117,7 @@ class PipeTransport final : public detail::StreamTransport {
       read_done(done.error, done.bytes, static_cast<IocpOperation&>(done));
     };
     read_op_ = op;
-    detail::iocp(loop_).started(std::move(op));
+    proactor_.started(std::move(op));
   }
 
   void read_done(std::uint32_t error, std::size_t bytes, IocpOperation& op) {
@@ -160,44 +149,21 @@ class PipeTransport final : public detail::StreamTransport {
     }
   }
 
-  void start_write(std::string_view data) {
-    auto op = std::make_shared<IocpOperation>(as_fd(pipe_.get()), false);
-    op->buffer.assign(data);
-    if (!WriteFile(pipe_.get(), op->buffer.data(), static_cast<DWORD>(op->buffer.size()), nullptr, op->overlapped())) {
-      DWORD err = GetLastError();
-      if (err != ERROR_IO_PENDING) detail::throw_os_error(static_cast<int>(err), "WriteFile (pipe " + address_ + ")");
-    }
-    op->on_complete = [this, self = shared_from_this()](ProactorOperation& done) {
-      write_op_.reset();
-      if (closed_) return;
-      if (done.error != 0) {
-        try {
-          detail::throw_os_error(static_cast<int>(done.error), "WriteFile (pipe " + address_ + ")");
-        } catch (const std::system_error&) {
-          fatal_error(std::current_exception(), "Fatal write error on pipe transport");
-        }
-        return;
-      }
-      sent_ = done.bytes;
-      sent_ready_ = true;
-      on_writable();
-    };
-    write_op_ = op;
-    detail::iocp(loop_).started(std::move(op));
+  bool start_overlapped_write(IocpOperation& op) override {
+    return WriteFile(pipe_.get(), op.buffer.data(), static_cast<DWORD>(op.buffer.size()), nullptr, op.overlapped()) !=
+           FALSE;
   }
+  fd_t io_handle() const noexcept override { return as_fd(pipe_.get()); }
+  bool io_on_socket() const noexcept override { return false; }
+  std::string write_call() const override { return "WriteFile (pipe " + address_ + ")"; }
 
-  ProactorEventLoop& loop_;
   UniqueHandle pipe_;
   std::string address_;
   std::shared_ptr<IocpOperation> read_op_;
-  std::shared_ptr<IocpOperation> write_op_;
   std::string data_;  // read and not yet taken by the protocol
   bool eof_ = false;  // the other end closed after data_
   bool eof_delivered_ = false;
-  std::size_t sent_ = 0;     // bytes of the finished WriteFile not yet reported
-  bool sent_ready_ = false;  // a WriteFile finished and engine_send() has not said so yet
   bool reading_ = false;
-  bool closed_ = false;
 };
 
 // Starts a transport over a connected pipe; returns once connection_made ran.

@@ -8,12 +8,11 @@
 // the protocol's buffer. No receive buffer is pinned per idle connection, and
 // BufferedProtocol's buffers work unchanged (libuv reads TCP the same way).
 //
-// Writing keeps one overlapped WSASend in flight with its own copy of the
-// front of the buffer; engine_send() reports its bytes as sent only once the
-// completion arrived, so get_write_buffer_size() counts what is in flight.
+// Writing is detail::ProactorStreamTransport's, by overlapped WSASend.
 #include <backends/iocp_proactor.hpp>
 #include <backends/proactor_event_loop.hpp>
 #include <backends/syscall.hpp>
+#include <net/proactor_stream_transport.hpp>
 #include <net/selector_transport.hpp>
 #include <net/socket_extra_info.hpp>
 
@@ -25,11 +24,10 @@
 namespace aio {
 namespace {
 
-class ProactorSocketTransport final : public detail::StreamTransport {
+class ProactorSocketTransport final : public detail::ProactorStreamTransport {
  public:
   ProactorSocketTransport(ProactorEventLoop& loop, Socket sock, std::shared_ptr<BaseProtocol> protocol)
-      : StreamTransport(loop, std::move(protocol)),
-        proactor_(static_cast<IocpProactor&>(loop.proactor())),
+      : ProactorStreamTransport(loop, std::move(protocol), "Fatal write error on socket transport"),
         sock_(std::move(sock)),
         info_(sock_) {
     proactor_.associate(sock_.fileno());
@@ -48,19 +46,6 @@ class ProactorSocketTransport final : public detail::StreamTransport {
   // reading is stopped, and counts again once it resumes.
   void engine_stop_reading() override { reading_ = false; }
 
-  std::size_t engine_send(std::string_view data) override {
-    if (sent_ready_) {
-      sent_ready_ = false;
-      std::size_t n = std::exchange(sent_, 0);
-      if (n < data.size()) start_send(data.substr(n));
-      return n;
-    }
-    if (!write_op_) start_send(data);
-    return 0;
-  }
-  // Completions call on_writable() themselves.
-  void engine_start_writing() override {}
-  void engine_stop_writing() override {}
   void engine_shutdown_write() override {
     try {
       sock_.shutdown_write();
@@ -115,42 +100,18 @@ class ProactorSocketTransport final : public detail::StreamTransport {
     if (!eof && !closed_ && reading_ && !lost_scheduled() && !read_op_) post_read();
   }
 
-  void start_send(std::string_view data) {
-    auto op = std::make_shared<IocpOperation>(sock_.fileno());
-    op->buffer.assign(data);
-    op->wsabuf = WSABUF{static_cast<ULONG>(op->buffer.size()), op->buffer.data()};
-    if (WSASend(static_cast<SOCKET>(sock_.fileno()), &op->wsabuf, 1, nullptr, 0, op->overlapped(), nullptr) != 0) {
-      int err = WSAGetLastError();
-      if (err != WSA_IO_PENDING) detail::throw_os_error(err, "WSASend");
-    }
-    op->on_complete = [this, self = shared_from_this()](ProactorOperation& done) {
-      write_op_.reset();
-      if (closed_) return;
-      if (done.error != 0) {
-        try {
-          detail::throw_os_error(static_cast<int>(done.error), "WSASend");
-        } catch (const std::system_error&) {
-          fatal_error(std::current_exception(), "Fatal write error on socket transport");
-        }
-        return;
-      }
-      sent_ = done.bytes;
-      sent_ready_ = true;
-      on_writable();
-    };
-    write_op_ = op;
-    proactor_.started(std::move(op));
+  bool start_overlapped_write(IocpOperation& op) override {
+    op.wsabuf = WSABUF{static_cast<ULONG>(op.buffer.size()), op.buffer.data()};
+    return WSASend(static_cast<SOCKET>(sock_.fileno()), &op.wsabuf, 1, nullptr, 0, op.overlapped(), nullptr) == 0;
   }
+  fd_t io_handle() const noexcept override { return sock_.fileno(); }
+  bool io_on_socket() const noexcept override { return true; }
+  std::string write_call() const override { return "WSASend"; }
 
-  IocpProactor& proactor_;
   Socket sock_;
   detail::StreamSocketInfo info_;
   std::shared_ptr<IocpOperation> read_op_;
-  std::shared_ptr<IocpOperation> write_op_;
-  std::size_t sent_ = 0;     // bytes of the finished WSASend not yet reported
-  bool sent_ready_ = false;  // a WSASend finished and engine_send() has not said so yet
   bool reading_ = false;
-  bool closed_ = false;
 };
 
 }  // namespace
