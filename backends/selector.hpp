@@ -29,7 +29,7 @@
 //   releases them in its destructor.
 #pragma once
 
-#include <core/event_loop.hpp>
+#include <core/fd.hpp>
 
 #include <cstdint>
 #include <string_view>

@@ -4,7 +4,7 @@
 // takes sockets only).
 #pragma once
 
-#include <core/event_loop.hpp>
+#include <core/fd.hpp>
 
 namespace aio::detail {
 

@@ -15,10 +15,11 @@
 #include <core/callback.hpp>
 #include <core/errors.hpp>
 #include <core/executor.hpp>
+#include <core/fd.hpp>
 #include <core/future.hpp>
 #include <core/handle.hpp>
 #include <core/task.hpp>
-#include <net/address.hpp>
+#include <core/address.hpp>
 
 #include <cmath>
 #include <cstdint>
@@ -46,9 +47,6 @@ class Transport;
 class DatagramProtocol;
 class DatagramTransport;
 class Server;  // net/server.hpp
-
-// A file descriptor (POSIX) or SOCKET (Windows); -1 is never valid.
-using fd_t = std::intptr_t;
 
 // What the exception handler receives (asyncio's context dict). Members that
 // do not apply are empty.

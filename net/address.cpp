@@ -1,4 +1,4 @@
-#include <net/address.hpp>
+#include <core/address.hpp>
 
 #include <backends/syscall.hpp>
 

@@ -7,7 +7,7 @@
 #pragma once
 
 #include <core/event_loop.hpp>
-#include <net/address.hpp>
+#include <core/address.hpp>
 #include <net/transport_core.hpp>
 #include <net/transports.hpp>
 

@@ -2,7 +2,7 @@
 // loop runs on its executor (EventLoop::getaddrinfo / getnameinfo).
 #pragma once
 
-#include <net/address.hpp>
+#include <core/address.hpp>
 
 #include <string>
 #include <system_error>

@@ -6,7 +6,7 @@
 // a fatal error of the transport (reported, transport closed), as in asyncio.
 #pragma once
 
-#include <net/address.hpp>
+#include <core/address.hpp>
 
 #include <cstddef>
 #include <exception>

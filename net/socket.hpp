@@ -4,7 +4,7 @@
 #pragma once
 
 #include <core/event_loop.hpp>
-#include <net/address.hpp>
+#include <core/address.hpp>
 
 #include <cstddef>
 #include <optional>

@@ -2,7 +2,7 @@
 // through get_extra_info, and the set-up its socket gets.
 #pragma once
 
-#include <net/address.hpp>
+#include <core/address.hpp>
 #include <net/socket.hpp>
 
 #include <any>

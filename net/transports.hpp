@@ -6,7 +6,7 @@
 // through std::shared_ptr.
 #pragma once
 
-#include <net/address.hpp>
+#include <core/address.hpp>
 #include <net/protocols.hpp>
 
 #include <any>

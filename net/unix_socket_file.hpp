@@ -3,7 +3,7 @@
 // own removed when the server closes: asyncio's cleanup_socket).
 #pragma once
 
-#include <net/address.hpp>
+#include <core/address.hpp>
 
 #include <string>
 

@@ -2,7 +2,7 @@
 // DatagramProtocol; CONTRACTS.md 22-27, 32, 36) over loopback UDP and, on
 // POSIX, Unix datagram sockets.
 #include <core/log.hpp>
-#include <net/address.hpp>
+#include <core/address.hpp>
 #include <net/dns.hpp>
 #include <net/protocols.hpp>
 #include <net/socket.hpp>

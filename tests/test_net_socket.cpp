@@ -2,7 +2,7 @@
 // these are plain OS calls, the same on every backend.
 #include "support.hpp"
 
-#include <net/address.hpp>
+#include <core/address.hpp>
 #include <net/socket.hpp>
 
 #include <stdexcept>

@@ -1,7 +1,7 @@
 // Stream transports over a socket pair (CONTRACTS.md 22-32): one end wrapped
 // by connect_accepted_socket, the other driven by hand as the raw peer.
 #include <core/log.hpp>
-#include <net/address.hpp>
+#include <core/address.hpp>
 #include <net/protocols.hpp>
 #include <net/socket.hpp>
 #include <net/transports.hpp>

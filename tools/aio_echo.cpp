@@ -6,7 +6,7 @@
 // does not read its echo, the server stops reading from it. --mode datagram
 // is a UDP echo server instead: each datagram goes back to its sender.
 #include <core/aio.hpp>
-#include <net/address.hpp>
+#include <core/address.hpp>
 #include <net/protocols.hpp>
 #include <net/server.hpp>
 #include <net/streams.hpp>

@@ -1,5 +1,7 @@
 // Socket addresses: IPv4, IPv6 and Unix-domain, as the OS passes them to
-// bind/connect/accept, without exposing any OS header.
+// bind/connect/accept, without exposing any OS header. The type is core
+// vocabulary (the loop's sock_* methods and the Proactor contract name it);
+// what talks to the OS (parsing, formatting) is net/address.cpp.
 #pragma once
 
 #include <string>
