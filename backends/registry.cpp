@@ -1,5 +1,5 @@
 // Which backends this build has, which of them work here, and new_event_loop.
-#include <backends/proactor.hpp>
+#include <backends/proactor_event_loop.hpp>
 #include <backends/registry.hpp>
 #include <backends/selector_event_loop.hpp>
 #include <core/events.hpp>
@@ -16,7 +16,7 @@
 #include <backends/select_selector.hpp>
 #if AIO_HAVE_IOCP
 #include <backends/iocp_proactor.hpp>
-#include <backends/proactor_event_loop.hpp>
+#include <backends/windows_event_loop.hpp>
 #endif
 
 #include <cstdlib>
@@ -27,11 +27,14 @@
 namespace aio {
 namespace {
 
-// A readiness backend has `make`, a completion backend `make_proactor`.
+// A readiness backend has `make`, a completion backend `make_proactor`;
+// `make_loop`, if set, makes the loop over it (the Windows loop, which adds
+// named pipes to the engine-neutral ProactorEventLoop).
 struct Backend {
   const char* name;
   std::unique_ptr<Selector> (*make)();
   std::unique_ptr<Proactor> (*make_proactor)() = nullptr;
+  std::unique_ptr<EventLoop> (*make_loop)() = nullptr;
 
   void probe() const {
     if (make)
@@ -40,12 +43,9 @@ struct Backend {
       make_proactor();
   }
   std::unique_ptr<EventLoop> new_loop() const {
+    if (make_loop) return make_loop();
     if (make) return std::make_unique<SelectorEventLoop>(make());
-#if AIO_HAVE_IOCP
     return std::make_unique<ProactorEventLoop>(make_proactor());
-#else
-    throw std::logic_error("no proactor event loop in this build");
-#endif
   }
 };
 
@@ -56,6 +56,9 @@ std::unique_ptr<Selector> make() {
 
 #if AIO_HAVE_IOCP
 std::unique_ptr<Proactor> make_iocp() { return std::make_unique<IocpProactor>(); }
+std::unique_ptr<EventLoop> make_windows_loop() {
+  return std::make_unique<WindowsProactorEventLoop>(std::make_unique<IocpProactor>());
+}
 #endif
 
 // Compiled in, in the order a default is chosen: epoll > kqueue > poll >
@@ -63,7 +66,7 @@ std::unique_ptr<Proactor> make_iocp() { return std::make_unique<IocpProactor>();
 // default is the ProactorEventLoop).
 constexpr Backend backends[] = {
 #if AIO_HAVE_IOCP
-    {"iocp", nullptr, make_iocp},
+    {"iocp", nullptr, make_iocp, make_windows_loop},
 #endif
 #if AIO_HAVE_EPOLL
     {"epoll", make<EpollSelector>},
@@ -134,6 +137,12 @@ std::unique_ptr<Selector> detail::make_selector(std::string_view name) {
   for (const Backend& b : backends)
     if (name == b.name && b.make) return b.make();
   throw std::invalid_argument("make_selector: no selector named '" + std::string(name) + "' in this build");
+}
+
+std::unique_ptr<Proactor> detail::make_proactor(std::string_view name) {
+  for (const Backend& b : backends)
+    if (name == b.name && b.make_proactor) return b.make_proactor();
+  throw std::invalid_argument("make_proactor: no proactor named '" + std::string(name) + "' in this build");
 }
 
 std::unique_ptr<EventLoop> new_event_loop(const LoopOptions& options) {
