@@ -9,6 +9,7 @@ import json
 import os
 import platform
 import re
+import signal
 import statistics
 import subprocess
 import sys
@@ -33,6 +34,11 @@ PROGRAMS = {
     "asio_micro": ("asio_micro.cpp", "c++", []),
 }
 AIOCPP_TOOLS = ["aio-echo", "aio-bench", "aio-info"]
+
+
+def exit_on_sigterm():
+    """SIGTERM ends the driver through SystemExit, so that the servers it started are stopped."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
 
 def say(*parts):
@@ -109,11 +115,13 @@ def aiocpp_usable_backends(build=RELEASE):
 
 
 class MachineTicks:
-    """The machine-wide cpu line of /proc/stat, to tell steal and other load over a window."""
+    """A cpu line of /proc/stat (all cores, or core `cpu`), to tell steal and other load over a window."""
 
-    def __init__(self):
+    def __init__(self, cpu=None):
+        label = "cpu" if cpu is None else f"cpu{cpu}"
         with open("/proc/stat") as f:
-            v = [int(x) for x in f.readline().split()[1:9]]
+            v = next([int(x) for x in line.split()[1:9]] for line in f if line.split()[0] == label)
+        self.cores = os.cpu_count() if cpu is None else 1
         self.total, self.idle, self.steal = sum(v), v[3] + v[4], v[7]
         self.when = time.monotonic()
 
@@ -123,7 +131,7 @@ class MachineTicks:
         if total <= 0:
             return 0.0, 0.0
         steal = (self.steal - start.steal) / total
-        busy = (total - (self.idle - start.idle) - (self.steal - start.steal)) / total * os.cpu_count()
+        busy = (total - (self.idle - start.idle) - (self.steal - start.steal)) / total * self.cores
         wall = self.when - start.when
         other = busy - (own_cpu_s / wall if wall > 0 else 0)
         return steal, max(other, 0.0)
