@@ -21,7 +21,8 @@ BUILD = os.path.join(ROOT, "build-bench")
 RELEASE = os.path.join(ROOT, "build-release")
 # Debian's interpreter: the one python3-uvloop is built for, whatever python3 is first on PATH.
 PYTHON = "/usr/bin/python3"
-PACKAGES = ["libuv1-dev", "libasio-dev", "liburing-dev", "python3-uvloop", "util-linux"]
+# Always needed (taskset); each peer adds its own package (libuv1-dev, libasio-dev, liburing-dev, python3-uvloop).
+PACKAGES = ["util-linux"]
 
 # The peer programs: name -> (source under tools/bench/src, compiler, libraries).
 PROGRAMS = {
@@ -195,8 +196,13 @@ def versions():
         "cpu": cpu,
         "nproc": os.cpu_count(),
         "tcp_cc": tcp_cc,
-        "loadavg": open("/proc/loadavg").read().split()[:3],
+        "loadavg": loadavg(),
     }
+
+
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return f.read().split()[:3]
 
 
 def read_results(paths):
