@@ -315,7 +315,7 @@ TEST_CASE("a cancelled sock_recv, sock_recv_into or sock_recvfrom does not distu
   loop->close();
 }
 
-TEST_CASE("a cancelled sock_accept or sock_sendall does not disturb the next one on the socket") {
+TEST_CASE("a cancelled sock_accept does not disturb the next one on the socket") {
   auto loop = make_loop();
   auto main = [&]() -> aio::Task<void> {
     Listener listener;
@@ -331,19 +331,24 @@ TEST_CASE("a cancelled sock_accept or sock_sendall does not disturb the next one
     co_await loop->sock_connect(client, listener.address);
     auto [server, peer] = co_await aio::wait_for(second, 5.0);
     CHECK(peer == client.getsockname());
+  };
+  test::run(*loop, main(), 30.0);
+  loop->close();
+}
 
+TEST_CASE("a cancelled sock_sendall does not disturb the next one on the socket") {
+  auto loop = make_loop();
+  auto main = [&]() -> aio::Task<void> {
+    auto [client, server] = aio::Socket::socketpair();
     // A sendall that waits for room, cancelled, then another.
     auto sending = loop->create_task(loop->sock_sendall(client, std::string(32 << 20, 'x')));
     co_await aio::sleep(0.05);
     CHECK_FALSE(sending.done());
     sending.cancel();
     auto next = loop->create_task(loop->sock_sendall(client, "END"));
-    try {
-      co_await sending;
-    } catch (const aio::CancelledError&) {
-    }
-    // The peer drains everything; the second sendall finishes and its bytes
-    // come last.
+    // The peer drains everything meanwhile (a proactor's cancelled send may
+    // only end once there is room: Wine 8.0 cannot cancel a WSASend that
+    // waits for it); the second sendall finishes and its bytes come last.
     std::string tail;
     while (!next.done() || tail.size() < 3 || tail.compare(tail.size() - 3, 3, "END") != 0) {
       std::string chunk = co_await aio::wait_for(loop->sock_recv(server, 1 << 20), 5.0);
@@ -351,6 +356,13 @@ TEST_CASE("a cancelled sock_accept or sock_sendall does not disturb the next one
       tail = (tail + chunk).substr((tail + chunk).size() > 16 ? (tail + chunk).size() - 16 : 0);
     }
     co_await next;
+    bool cancelled = false;
+    try {
+      co_await sending;
+    } catch (const aio::CancelledError&) {
+      cancelled = true;
+    }
+    CHECK(cancelled);
   };
   test::run(*loop, main(), 30.0);
   loop->close();
