@@ -119,6 +119,9 @@ Task<std::pair<Socket, SocketAddress>> EventLoop::sock_accept(Socket& sock) {
 
 Task<std::vector<AddrInfo>> EventLoop::getaddrinfo(std::string host, std::string port, int family, int type, int proto,
                                                    int flags) {
+  // Here too, not only on the executor: the caller learns of it at once.
+  detail::reject_nul(host, "host", "getaddrinfo");
+  detail::reject_nul(port, "port", "getaddrinfo");
   AddrInfoHints hints{family, type, proto, flags};
   // Named, not written inside the co_await expression: GCC 12 destroys a
   // capturing lambda created in the same expression as a co_await twice.
