@@ -270,6 +270,7 @@ class Future : public AnyFuture {
   }
   void set_exception(std::exception_ptr error) { state_->set_exception(std::move(error)); }
 
+  // (A callback taking `const AnyFuture&` fits here too: a Future<T> is one.)
   template <class F>
   requires std::invocable < F&, const Future<T>
   & > std::uint64_t add_done_callback(F callback) {
@@ -278,7 +279,6 @@ class Future : public AnyFuture {
       cb(Future<T>(&s));
     });
   }
-  using AnyFuture::add_done_callback;
 
   class Awaiter;
   Awaiter operator co_await() const noexcept { return Awaiter(*this); }

@@ -36,9 +36,10 @@ struct Slab {
   HandleState* slot(std::size_t i) noexcept { return reinterpret_cast<HandleState*>(slots[i]); }
   bool empty() const noexcept { return used == orphans.load(std::memory_order_acquire); }
   bool has_room() const noexcept { return free || carved < capacity; }
-  void clear_free() noexcept {
-    while (free) std::exchange(free, free->next_free)->~HandleState();
-  }
+  // Forgets the states put back. Their destructors have nothing left to do
+  // (the callback was reset before put), and walking a slab's free list to
+  // run them costs a cache miss per slot, a fifth of a timer's cost.
+  void clear_free() noexcept { free = nullptr; }
 };
 
 namespace {

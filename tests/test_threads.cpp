@@ -20,13 +20,18 @@ TEST_CASE("threads: cancelling a call_soon_threadsafe handle on the other thread
     // A capture with a destructor: a callback destroyed while it runs shows
     // (ASan: use after free; TSan: the race).
     auto payload = std::make_shared<std::string>(256, 'p');
+    // Cancelled a little after being handed over: before, while or after the
+    // loop runs it.
+    std::vector<aio::Handle> recent(16);
     for (int i = 0; i < n; ++i) {
-      aio::Handle h = loop->call_soon_threadsafe([payload, &ran, &torn] {
+      aio::Handle& slot = recent[static_cast<std::size_t>(i) % recent.size()];
+      if (i % 2 == 0) slot.cancel();
+      slot = loop->call_soon_threadsafe([payload, &ran, &torn] {
         if (payload->size() != 256) torn = true;
         ran.fetch_add(1, std::memory_order_relaxed);
       });
-      if (i % 2 == 0) h.cancel();
     }
+    for (aio::Handle& h : recent) h.cancel();
     producing = false;
     loop->call_soon_threadsafe([&] { loop->stop(); });
   });
@@ -37,7 +42,7 @@ TEST_CASE("threads: cancelling a call_soon_threadsafe handle on the other thread
   CHECK_FALSE(producing);
   CHECK_FALSE(torn);
   // Each one either ran or did not: at least the ones never cancelled ran.
-  CHECK(ran >= n / 2);
+  CHECK(ran >= n / 2 - 16);
   CHECK(ran <= n);
   loop->close();
 }

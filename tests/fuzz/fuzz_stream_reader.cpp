@@ -147,7 +147,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   std::vector<Read> plan;
   while (!in.empty() && plan.size() < 16) {
-    Read r{static_cast<Op>(in.byte() % 5)};
+    Read r{static_cast<Op>(in.byte() % 5), 0, {}};
     if (r.op == Op::readuntil) r.separator = in.bytes(in.byte() % 4);
     if (r.op == Op::readexactly || r.op == Op::read) r.n = static_cast<std::int8_t>(in.byte());
     plan.push_back(std::move(r));
