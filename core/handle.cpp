@@ -6,6 +6,9 @@
 #endif
 #include <cstdlib>
 #include <memory>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 namespace aio {
 namespace detail {
@@ -43,6 +46,8 @@ struct Slab {
 };
 
 namespace {
+constexpr std::size_t trim_after_slabs = 64;  // 2 MiB of handle states
+
 void give_back(HandleState* state) noexcept {
   Slab* slab = state->slab;
   state->~HandleState();
@@ -98,7 +103,7 @@ Slab* HandlePool::next_slab() {
   slab->all_next = all_;
   if (all_) all_->all_prev = slab;
   all_ = slab;
-  ++slabs_;
+  if (++slabs_ > peak_slabs_) peak_slabs_ = slabs_;
   return slab;
 }
 
@@ -140,6 +145,15 @@ void HandlePool::emptied(Slab* slab) noexcept {
   if (slab->all_next) slab->all_next->all_prev = slab->all_prev;
   --slabs_;
   delete slab;
+  // Slabs (30 KiB) come from the heap, whose free pages glibc keeps mapped:
+  // once a burst is three quarters gone, hand them back, so that the RSS
+  // comes back too, not only the heap.
+  if (peak_slabs_ >= trim_after_slabs && slabs_ * 4 <= peak_slabs_) {
+#if defined(__GLIBC__)
+    malloc_trim(0);
+#endif
+    peak_slabs_ = slabs_;
+  }
 }
 
 void destroy_handle_state(HandleState* state) noexcept {

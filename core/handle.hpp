@@ -72,6 +72,7 @@ class HandlePool {
   Slab* partial_ = nullptr;  // other slabs with free slots, most recently freed into first
   Slab* spare_ = nullptr;    // one empty slab kept for the next burst
   std::size_t slabs_ = 0;
+  std::size_t peak_slabs_ = 0;  // since memory was last handed back to the OS
 };
 
 inline void add_ref(HandleState* state) noexcept { state->refs.fetch_add(1, std::memory_order_relaxed); }
