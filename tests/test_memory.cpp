@@ -17,7 +17,8 @@
 #endif
 
 #if defined(AIO_TEST_SANITIZER_HEAP)
-#include <sanitizer/allocator_interface.h>
+// From the ASan and TSan runtimes (GCC ships no header declaring it).
+extern "C" std::size_t __sanitizer_get_current_allocated_bytes();
 #elif defined(__GLIBC__) || __has_include(<malloc.h>) && defined(__linux__)
 #include <malloc.h>
 #define AIO_TEST_MALLINFO 1
