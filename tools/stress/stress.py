@@ -14,10 +14,11 @@ SERVER_COMMAND must print "... on HOST:PORT (" on stderr once it listens
   churn  for SECONDS, K clients at a time doing a random mix of: a clean
          echo and close, a reset (RST) mid-message, a half-close then read to
          the end, garbage then reset. Afterwards the server's descriptors are
-         back to the baseline (+2), its RSS within 8 MiB of the idle baseline,
-         and its stderr holds no error report.
+         back to the baseline (+2), its RSS within --churn-rss-max MiB (8) of
+         the idle baseline, and its stderr holds no error report.
   slow   one client sends MIB mebibytes and never reads: the server must stop
-         reading (flow control), so its RSS grows by less than 4 MiB.
+         reading (flow control), so its RSS grows by less than --slow-rss-max
+         MiB (4).
 
 Prints one line per phase and exits non-zero on the first broken check.
 The 10,000-connection figures come from the same script (README, "Stress").
@@ -160,7 +161,7 @@ async def churn_client(port, rng):
     return kind
 
 
-async def churn_phase(server, seconds, clients, base_fds, base_rss):
+async def churn_phase(server, seconds, clients, base_fds, base_rss, rss_max_mib):
     pid = server.proc.pid
     rng = random.Random(1)
     counts = {}
@@ -183,13 +184,13 @@ async def churn_phase(server, seconds, clients, base_fds, base_rss):
           f"server fds {base_fds} -> {now_fds}, RSS {base_rss / 2**20:.1f} -> {now_rss / 2**20:.1f} MiB", flush=True)
     if now_fds > base_fds + 2:
         raise SystemExit(f"churn: the server holds {now_fds - base_fds} more descriptors than before")
-    if now_rss > base_rss + 8 * 2**20:
+    if now_rss > base_rss + rss_max_mib * 2**20:
         raise SystemExit(f"churn: the server's RSS grew by {(now_rss - base_rss) / 2**20:.1f} MiB")
     if errors := server.errors():
         raise SystemExit("churn: the server reported errors:\n" + "\n".join(errors[:20]))
 
 
-async def slow_phase(server, mib):
+async def slow_phase(server, mib, rss_max_mib):
     pid = server.proc.pid
     base = await settle(pid)
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
@@ -207,7 +208,7 @@ async def slow_phase(server, mib):
     writer.transport.abort()
     print(f"slow: sent {sent / 2**20:.1f} MiB to a client that never reads; server RSS grew by "
           f"{grown / 2**20:.2f} MiB", flush=True)
-    if grown > 4 * 2**20:
+    if grown > rss_max_mib * 2**20:
         raise SystemExit(f"slow: the server grew by {grown / 2**20:.1f} MiB for a reader that never reads")
 
 
@@ -223,9 +224,9 @@ async def main(args):
         if args.idle:
             await idle_phase(server, args.idle, args.rss_per_conn_max)
         if args.churn:
-            await churn_phase(server, args.churn, args.clients, base_fds, await settle(pid))
+            await churn_phase(server, args.churn, args.clients, base_fds, await settle(pid), args.churn_rss_max)
         if args.slow:
-            await slow_phase(server, args.slow)
+            await slow_phase(server, args.slow, args.slow_rss_max)
         if server.proc.returncode is not None:
             raise SystemExit(f"the server exited ({server.proc.returncode})")
     finally:
@@ -237,7 +238,9 @@ if __name__ == "__main__":
     parser.add_argument("--idle", type=int, default=0)
     parser.add_argument("--churn", type=float, default=0)
     parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--churn-rss-max", type=int, default=8, help="MiB the churn may leave the RSS above its baseline")
     parser.add_argument("--slow", type=int, default=0)
+    parser.add_argument("--slow-rss-max", type=int, default=4, help="MiB the server may grow for the slow reader")
     parser.add_argument("--rss-per-conn-max", type=int, default=0)
     parser.add_argument("command", nargs="+")
     args = parser.parse_args()
