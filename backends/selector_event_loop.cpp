@@ -1,4 +1,5 @@
 #include <backends/selector_event_loop.hpp>
+#include <backends/waker.hpp>
 
 namespace aio {
 

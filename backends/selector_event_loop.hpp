@@ -7,12 +7,15 @@
 #pragma once
 
 #include <backends/selector.hpp>
-#include <backends/waker.hpp>
 #include <core/event_loop.hpp>
 
 #include <memory>
 #include <unordered_map>
 #include <vector>
+
+namespace aio::detail {
+class Waker;  // private: backends/waker.hpp
+}  // namespace aio::detail
 
 namespace aio {
 

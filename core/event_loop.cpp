@@ -73,6 +73,11 @@ class Inbox {
   EventLoop* loop_;
 };
 
+LoopLink* link_of(EventLoop& loop) noexcept {
+  loop.link_->add_ref();
+  return loop.link_;
+}
+
 bool post_threadsafe(const std::shared_ptr<Inbox>& inbox, Callback callback) {
   auto* state = new HandleState;
   state->callback = std::move(callback);
@@ -88,6 +93,7 @@ std::shared_ptr<Inbox> inbox_of(EventLoop& loop) { return loop.inbox_; }
 namespace {
 
 constexpr std::size_t min_timers_to_compact = 100;  // asyncio's _MIN_SCHEDULED_TIMER_HANDLES
+constexpr std::size_t ready_keep = 4096;            // ready queue slots kept when it empties (a power of 2)
 constexpr std::int64_t max_deadline = std::numeric_limits<std::int64_t>::max() / 2;
 
 std::int64_t steady_now_ns() noexcept {
@@ -106,6 +112,7 @@ std::int64_t seconds_to_ns(double seconds) noexcept {
 
 EventLoop::EventLoop(Clock clock)
     : clock_(std::move(clock)),
+      link_(new detail::LoopLink(this)),
       ready_(64),
       timers_(std::make_unique<detail::TimerHeap>()),
       inbox_(std::make_shared<detail::Inbox>(this)) {
@@ -117,6 +124,9 @@ EventLoop::~EventLoop() {
   // Engines close in their own destructors (close() needs their close_io);
   // this only releases what a loop that was never closed still holds.
   if (!closed_) drop_scheduled();
+  // Futures, tasks and servers that outlive the loop find it gone.
+  link_->detach();
+  link_->release();
 }
 
 // Releases every callback waiting to run: handed over from other threads,
@@ -240,14 +250,14 @@ void EventLoop::run_once() {
   detail::TimerHeap& timers = *timers_;
   if (timers.size() > min_timers_to_compact && cancelled_timers_ * 2 > timers.size()) {
     timers.remove_if([](detail::HandleState* h) {
-      if (!h->cancelled) return false;
+      if (!h->cancelled.load(std::memory_order_relaxed)) return false;
       h->in_heap = false;
       detail::release(h);
       return true;
     });
     cancelled_timers_ = 0;
   } else {
-    while (!timers.empty() && timers.top().handle->cancelled) {
+    while (!timers.empty() && timers.top().handle->cancelled.load(std::memory_order_relaxed)) {
       detail::HandleState* h = timers.pop().handle;
       h->in_heap = false;
       --cancelled_timers_;
@@ -268,7 +278,7 @@ void EventLoop::run_once() {
     while (!timers.empty() && timers.top().when <= now) {
       detail::HandleState* h = timers.pop().handle;
       h->in_heap = false;
-      if (h->cancelled) {
+      if (h->cancelled.load(std::memory_order_relaxed)) {
         --cancelled_timers_;
         detail::release(h);
       } else {
@@ -276,6 +286,7 @@ void EventLoop::run_once() {
       }
     }
   }
+  timers.shrink();
 
   // Only what is ready now: callbacks scheduled by this batch wait for the
   // next iteration (so stop() takes effect after the current batch).
@@ -283,8 +294,15 @@ void EventLoop::run_once() {
     detail::HandleState* s = ready_[ready_head_];
     ready_head_ = (ready_head_ + 1) & (ready_.size() - 1);
     --ready_size_;
-    if (!s->cancelled) run_handle(s);
+    // Acquire: a threadsafe handle may have been cancelled on another thread.
+    if (!s->cancelled.load(std::memory_order_acquire)) run_handle(s);
     detail::release(s);
+  }
+  // After a burst (a million timers due at once), the queue gives its
+  // memory back once it is empty.
+  if (ready_size_ == 0 && ready_.size() > ready_keep) {
+    std::vector<detail::HandleState*>(ready_keep).swap(ready_);
+    ready_head_ = 0;
   }
 }
 
@@ -306,7 +324,7 @@ void EventLoop::run_handle(detail::HandleState* state) {
     if (took >= slow_callback_ns_) report_slow_callback(state, took);
   }
   state->running = false;
-  if (state->cancelled) state->callback.reset();
+  if (state->cancelled.load(std::memory_order_relaxed)) state->callback.reset();
 }
 
 void EventLoop::report_slow_callback(detail::HandleState* state, std::int64_t took_ns) {

@@ -661,6 +661,7 @@ class EventLoop {
   friend class detail::FutureStateBase;
   friend struct detail::LoopAccess;
   friend std::shared_ptr<detail::Inbox> detail::inbox_of(EventLoop& loop);
+  friend detail::LoopLink* detail::link_of(EventLoop& loop) noexcept;
 
   void run_once();
   void drop_scheduled() noexcept;
@@ -684,6 +685,7 @@ class EventLoop {
   void report_slow_callback(detail::HandleState* state, std::int64_t took_ns);
 
   Clock clock_;
+  detail::LoopLink* link_;  // what futures and servers hold; detached when the loop is destroyed
   detail::HandlePool pool_;
   // Ready queue: a ring buffer of handle states (each holds one reference).
   std::vector<detail::HandleState*> ready_;

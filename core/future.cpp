@@ -1,19 +1,36 @@
 #include <core/event_loop.hpp>
 #include <core/future.hpp>
+#include <core/log.hpp>
 #include <core/task.hpp>
 
 #include <algorithm>
 
 namespace aio::detail {
 
-FutureStateBase::~FutureStateBase() = default;
+FutureStateBase::FutureStateBase(EventLoop* loop) noexcept : link_(loop ? link_of(*loop) : nullptr) {}
+
+FutureStateBase::~FutureStateBase() {
+  if (link_) link_->release();
+}
+
+void FutureStateBase::set_loop(EventLoop* loop) noexcept {
+  LoopLink* link = loop ? link_of(*loop) : nullptr;
+  if (link_) link_->release();
+  link_ = link;
+}
+
+EventLoop& FutureStateBase::checked_loop() const {
+  EventLoop* loop = this->loop();
+  if (!loop) throw std::runtime_error("Event loop is closed (the loop this future was made on is gone)");
+  return *loop;
+}
 
 void FutureStateBase::release() noexcept {
   if (refs_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
   TaskStateBase* task = as_task();
   bool unretrieved = status_ == Status::finished && exception_ && !exception_retrieved_;
   bool pending_task = task && task->is_root_task() && status_ == Status::pending;
-  if (loop_ && (unretrieved || pending_task)) {
+  if (link_ && (unretrieved || pending_task)) {
     report_unretrieved();
     return;
   }
@@ -22,8 +39,11 @@ void FutureStateBase::release() noexcept {
 
 // asyncio reports these from __del__; here the last release resurrects the
 // state for the handler's context, which releases it again on its way out.
+// With its loop gone, there is no handler: the report goes to the log.
 void FutureStateBase::report_unretrieved() noexcept {
-  EventLoop* loop = std::exchange(loop_, nullptr);  // also keeps the second release from reporting
+  LoopLink* link = std::exchange(link_, nullptr);  // also keeps the second release from reporting
+  EventLoop* loop = link->loop();
+  link->release();
   refs_.store(1, std::memory_order_relaxed);
   exception_retrieved_ = true;
   ExceptionContext context;
@@ -36,7 +56,10 @@ void FutureStateBase::report_unretrieved() noexcept {
     context.message = "Future exception was never retrieved";
     context.future = AnyFuture(this);
   }
-  loop->call_exception_handler(context);
+  if (loop)
+    loop->call_exception_handler(context);
+  else
+    log(LogLevel::error, context.message + " (after its event loop was destroyed)");
 }
 
 bool FutureStateBase::cancel(std::string message) {
@@ -96,9 +119,10 @@ void FutureStateBase::finish_task(bool cancelled, std::string message) {
 std::uint64_t FutureStateBase::add_done_callback(DoneCallback callback) {
   std::uint64_t id = next_callback_id_++;
   if (done()) {
+    EventLoop& loop = checked_loop();
     add_ref();
-    loop_->call_soon_impl([self = AnyFuture(this), cb = std::move(callback)]() mutable { cb(*self.state()); },
-                          "add_done_callback");
+    loop.call_soon_impl([self = AnyFuture(this), cb = std::move(callback)]() mutable { cb(*self.state()); },
+                        "add_done_callback");
   } else {
     callbacks_.push_back(Entry{id, nullptr, std::move(callback)});
   }
@@ -123,14 +147,15 @@ void FutureStateBase::schedule_callbacks() {
   // Taken out first: callbacks may add or remove callbacks of this future.
   std::vector<Entry> entries = std::move(callbacks_);
   callbacks_.clear();
-  if (!loop_ || loop_->is_closed()) return;  // nothing can run them any more
+  EventLoop* loop = this->loop();
+  if (!loop || loop->is_closed()) return;  // nothing can run them any more
   for (Entry& e : entries) {
     if (e.waiter) {
       e.waiter->schedule_step();
     } else {
       add_ref();
-      loop_->call_soon_impl([self = AnyFuture(this), cb = std::move(e.callback)]() mutable { cb(*self.state()); },
-                            "call_soon");
+      loop->call_soon_impl([self = AnyFuture(this), cb = std::move(e.callback)]() mutable { cb(*self.state()); },
+                           "call_soon");
     }
   }
 }

@@ -6,8 +6,9 @@
 // works on a future from inside a Task (core/task.hpp). Like asyncio's,
 // futures are not thread-safe: complete them on the loop's thread (from
 // another thread, go through call_soon_threadsafe). A future refers to its
-// loop without owning it: drop futures and tasks before destroying their loop
-// (asyncio's keep the loop alive instead; aio::run and aio::Runner arrange it).
+// loop without owning it, and may outlive it: releasing it then is safe, and
+// what would need the loop (get_loop, a done-callback on a finished future,
+// a task's next step) throws std::runtime_error("Event loop is closed").
 #pragma once
 
 #include <core/callback.hpp>
@@ -33,6 +34,55 @@ namespace detail {
 
 class TaskStateBase;
 
+// What futures, tasks and servers hold of their loop: its address while it
+// exists. The loop clears it when it is destroyed, so that what is released
+// or used later finds no loop instead of a dangling pointer (DESIGN.md,
+// "Lifetimes"). Shared by reference counting.
+class LoopLink {
+ public:
+  explicit LoopLink(EventLoop* loop) noexcept : loop_(loop) {}
+  LoopLink(const LoopLink&) = delete;
+  LoopLink& operator=(const LoopLink&) = delete;
+
+  void add_ref() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
+  void release() noexcept {
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+  // Null once the loop is destroyed.
+  EventLoop* loop() const noexcept { return loop_.load(std::memory_order_acquire); }
+  void detach() noexcept { loop_.store(nullptr, std::memory_order_release); }
+
+ private:
+  ~LoopLink() = default;
+  std::atomic<std::uint32_t> refs_{1};
+  std::atomic<EventLoop*> loop_;
+};
+
+// `loop`'s link, with a new reference.
+LoopLink* link_of(EventLoop& loop) noexcept;
+
+// A counted reference to a LoopLink.
+class LoopRef {
+ public:
+  LoopRef() noexcept = default;
+  explicit LoopRef(EventLoop& loop) noexcept : link_(link_of(loop)) {}
+  LoopRef(const LoopRef& other) noexcept : link_(other.link_) {
+    if (link_) link_->add_ref();
+  }
+  LoopRef& operator=(LoopRef other) noexcept {
+    std::swap(link_, other.link_);
+    return *this;
+  }
+  ~LoopRef() {
+    if (link_) link_->release();
+  }
+  // The loop, or null once it is destroyed.
+  EventLoop* get() const noexcept { return link_ ? link_->loop() : nullptr; }
+
+ private:
+  LoopLink* link_ = nullptr;
+};
+
 template <class T>
 struct ValueSlot {
   std::optional<T> value;
@@ -46,7 +96,7 @@ class FutureStateBase {
   enum class Status : std::uint8_t { pending, cancelled, finished };
   using DoneCallback = UniqueFunction<void(FutureStateBase&), 48>;
 
-  explicit FutureStateBase(EventLoop* loop) noexcept : loop_(loop) {}
+  explicit FutureStateBase(EventLoop* loop) noexcept;
   FutureStateBase(const FutureStateBase&) = delete;
   FutureStateBase& operator=(const FutureStateBase&) = delete;
 
@@ -55,7 +105,10 @@ class FutureStateBase {
 
   Status status() const noexcept { return status_; }
   bool done() const noexcept { return status_ != Status::pending; }
-  EventLoop* loop() const noexcept { return loop_; }
+  // Null for a task not started yet, and once the loop is destroyed.
+  EventLoop* loop() const noexcept { return link_ ? link_->loop() : nullptr; }
+  // The loop; std::runtime_error("Event loop is closed") once it is destroyed.
+  EventLoop& checked_loop() const;
 
   // asyncio Future.cancel; Task overrides it.
   virtual bool cancel(std::string message);
@@ -86,7 +139,7 @@ class FutureStateBase {
   void schedule_callbacks();
   // Completes a task (status from how its coroutine ended).
   void finish_task(bool cancelled, std::string message);
-  void set_loop(EventLoop* loop) noexcept { loop_ = loop; }
+  void set_loop(EventLoop* loop) noexcept;
   friend class TaskStateBase;
 
  private:
@@ -101,7 +154,7 @@ class FutureStateBase {
   std::atomic<std::uint32_t> refs_{1};
   Status status_ = Status::pending;
   bool exception_retrieved_ = false;
-  EventLoop* loop_;
+  LoopLink* link_;  // null: no loop yet (a task not started), or the report was made
   std::exception_ptr exception_;
   std::string cancel_message_;
   std::vector<Entry> callbacks_;
@@ -168,7 +221,8 @@ class AnyFuture {
   // The exception the future finished with, or null. Throws CancelledError if
   // it was cancelled and InvalidStateError if it is not done.
   std::exception_ptr exception() const { return state_->exception(); }
-  EventLoop& get_loop() const noexcept { return *state_->loop(); }
+  // std::runtime_error("Event loop is closed") once the loop is destroyed.
+  EventLoop& get_loop() const { return state_->checked_loop(); }
   bool is_task() const noexcept { return state_ && state_->as_task(); }
   // As asyncio's repr() of a future or task (for messages).
   std::string repr() const { return state_ ? state_->repr() : "<Future empty>"; }
@@ -224,6 +278,7 @@ class Future : public AnyFuture {
   }
   void set_exception(std::exception_ptr error) { state_->set_exception(std::move(error)); }
 
+  // (A callback taking `const AnyFuture&` fits here too: a Future<T> is one.)
   template <class F>
   requires std::invocable < F&, const Future<T>
   & > std::uint64_t add_done_callback(F callback) {
@@ -232,7 +287,6 @@ class Future : public AnyFuture {
       cb(Future<T>(&s));
     });
   }
-  using AnyFuture::add_done_callback;
 
   class Awaiter;
   Awaiter operator co_await() const noexcept { return Awaiter(*this); }

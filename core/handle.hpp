@@ -24,7 +24,9 @@ struct HandleState {
   // Atomic because call_soon_threadsafe hands a handle to another thread
   // while the loop holds its own reference.
   std::atomic<std::uint32_t> refs{1};
-  bool cancelled = false;
+  // Atomic for the same reason: another thread may cancel a threadsafe handle
+  // while the loop looks at it (it then runs or not, never half destroyed).
+  std::atomic<bool> cancelled{false};
   bool running = false;  // its callback is on the stack: cancel() must not destroy it
   bool in_heap = false;  // a timer still waiting in its loop's heap
   bool is_timer = false;
@@ -32,15 +34,21 @@ struct HandleState {
   std::uint64_t seq = 0;  // timers: scheduling order, breaks ties between equal deadlines
   EventLoop* loop = nullptr;
   HandleState* next_free = nullptr;
-  Slab* slab = nullptr;  // null: allocated alone (by call_soon_threadsafe)
+  // Null: allocated alone by call_soon_threadsafe, shared with another thread.
+  Slab* slab = nullptr;
   Callback callback;
+
+  bool threadsafe() const noexcept { return slab == nullptr; }
 };
 
-// Handle states of one loop: carved from slabs of many states (one
-// allocation for all of them) and recycled through a free list. Only the
-// thread running the loop touches the pool; a state released anywhere else,
-// or after the pool is gone, gives its slot back to its slab, which is freed
-// when its last slot is.
+// Handle states of one loop, carved from slabs of many states (one
+// allocation for all of them). Each slab keeps its own free list, and new
+// states come from the slab in use, then from slabs with free slots, so a
+// burst of handles leaves whole slabs empty afterwards; an empty slab is freed
+// (one is kept as a spare). Only the thread running the loop touches the
+// pool; a state released anywhere else, or after the pool is gone, is
+// destroyed in place and its slot counted on the slab, which is freed when
+// its last slot comes back.
 class HandlePool {
  public:
   HandlePool() = default;
@@ -51,14 +59,20 @@ class HandlePool {
   HandleState* acquire();
   void put(HandleState* state) noexcept;
 
- private:
-  HandleState* carve();
+  // Slabs allocated now (for tests of memory coming back).
+  std::size_t slab_count() const noexcept { return slabs_; }
 
-  static constexpr std::size_t max_cached = 65536;
-  HandleState* free_ = nullptr;
-  std::size_t cached_ = 0;
-  Slab* slab_ = nullptr;  // where new states are carved from
-  std::size_t carved_ = 0;
+ private:
+  Slab* next_slab();
+  void unlink(Slab* slab) noexcept;
+  void emptied(Slab* slab) noexcept;
+
+  Slab* all_ = nullptr;      // every slab, through Slab::all_next
+  Slab* current_ = nullptr;  // where states come from
+  Slab* partial_ = nullptr;  // other slabs with free slots, most recently freed into first
+  Slab* spare_ = nullptr;    // one empty slab kept for the next burst
+  std::size_t slabs_ = 0;
+  std::size_t peak_slabs_ = 0;  // since memory was last handed back to the OS
 };
 
 inline void add_ref(HandleState* state) noexcept { state->refs.fetch_add(1, std::memory_order_relaxed); }

@@ -29,8 +29,9 @@ void TaskStateBase::step() {
 
 void TaskStateBase::schedule_step() {
   scheduled_ = true;
+  EventLoop& loop = self_.checked_loop();
   self_.add_ref();
-  self_.loop()->call_soon_impl(TaskStep{AnyFuture(&self_)}, "call_soon");
+  loop.call_soon_impl(TaskStep{AnyFuture(&self_)}, "call_soon");
 }
 
 bool TaskStateBase::cancel_task(std::string message) {
@@ -67,7 +68,9 @@ std::coroutine_handle<> TaskStateBase::on_final_suspend() noexcept {
     ended_cancelled_ = true;
   }
   self_.finish_task(ended_cancelled_, cancel_message_);
-  if (is_root_task()) self_.loop()->task_done(this);
+  if (is_root_task()) {
+    if (EventLoop* loop = self_.loop()) loop->task_done(this);
+  }
   return continuation_ ? continuation_ : std::noop_coroutine();
 }
 

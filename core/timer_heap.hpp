@@ -50,6 +50,12 @@ class TimerHeap {
       if (i < entries_.size()) sift_down(i, entries_[i]);
   }
 
+  // Gives memory back after a burst of timers (once per loop iteration):
+  // a heap down to a quarter of its capacity is reallocated to its size.
+  void shrink() {
+    if (entries_.capacity() > shrink_floor && entries_.size() * 4 < entries_.capacity()) entries_.shrink_to_fit();
+  }
+
   // Hands every entry's reference to `take` and empties the heap.
   template <class Take>
   void clear(Take take) {
@@ -59,6 +65,7 @@ class TimerHeap {
 
  private:
   static constexpr std::size_t arity = 4;
+  static constexpr std::size_t shrink_floor = 1024;
 
   static bool before(const Entry& a, const Entry& b) noexcept {
     return a.when < b.when || (a.when == b.when && a.handle->seq < b.handle->seq);

@@ -1,4 +1,5 @@
 #include <core/address.hpp>
+#include <net/dns.hpp>
 
 #include <backends/syscall.hpp>
 
@@ -65,6 +66,7 @@ constexpr unsigned path_offset = offsetof(sockaddr_un, sun_path);
 SocketAddress SocketAddress::parse(std::string_view host, int port) {
   if (port < 0 || port > 65535)
     throw std::invalid_argument("invalid port " + std::to_string(port) + ": must be 0..65535");
+  detail::reject_nul(host, "host", "SocketAddress::parse");
   detail::ensure_sockets_ready();
   SocketAddress a;
   if (host.find(':') == std::string_view::npos) {
@@ -113,6 +115,8 @@ SocketAddress SocketAddress::unix_path(std::string_view path) {
     a.length_ = static_cast<unsigned>(path_offset + path.size());
 #endif
   } else {
+    // The OS would stop at an embedded NUL and bind a shorter path.
+    detail::reject_nul(path, "path", "SocketAddress::unix_path");
     // The path is stored NUL-terminated, as the BSDs and macOS require.
     if (path.size() >= room)
       throw std::invalid_argument("Unix socket path of " + std::to_string(path.size()) +

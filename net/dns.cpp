@@ -53,8 +53,16 @@ const std::error_category& gai_category() noexcept {
 
 namespace detail {
 
+void reject_nul(std::string_view value, const char* what, const char* method) {
+  if (value.find('\0') != std::string_view::npos)
+    throw std::invalid_argument(std::string(method) + ": the " + what + " contains a NUL byte at offset " +
+                                std::to_string(value.find('\0')) + "; names and numbers never do");
+}
+
 std::vector<AddrInfo> getaddrinfo_blocking(const std::string& host, const std::string& port,
                                            const AddrInfoHints& hints) {
+  reject_nul(host, "host", "getaddrinfo");
+  reject_nul(port, "port", "getaddrinfo");
   ensure_sockets_ready();
   addrinfo want{};
   want.ai_family = hints.family;

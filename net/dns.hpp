@@ -5,6 +5,7 @@
 #include <core/address.hpp>
 
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <utility>
 #include <vector>
@@ -32,6 +33,11 @@ struct AddrInfoHints {
 const std::error_category& gai_category() noexcept;
 
 namespace detail {
+// Throws std::invalid_argument if `value` holds a NUL byte: the C calls below
+// would stop there and silently use a shorter name ("127.0.0.1\0.evil.example").
+// `what` names the argument ("host", "port", "path") and `method` the caller.
+void reject_nul(std::string_view value, const char* what, const char* method);
+
 // The blocking calls. An empty `host` or `port` is passed as NULL. Errors are
 // std::system_error in gai_category() (or the system category for EAI_SYSTEM),
 // naming the host and port.

@@ -26,13 +26,20 @@ constexpr double accept_retry_delay = 1.0;  // asyncio's constants.ACCEPT_RETRY_
 Server::Server(EventLoop& loop, ProtocolFactory factory, std::vector<Socket> sockets, int backlog,
                std::vector<detail::UnixSocketFile> socket_files)
     : loop_(loop),
+      loop_ref_(loop),
       factory_(std::move(factory)),
       sockets_(std::move(sockets)),
       socket_files_(std::move(socket_files)),
       backlog_(backlog) {}
 
 Server::~Server() {
-  for (Socket& sock : sockets_) loop_.remove_reader(sock.fileno());
+  if (loop_ref_.get())
+    for (Socket& sock : sockets_) loop_.remove_reader(sock.fileno());
+}
+
+EventLoop& Server::get_loop() const {
+  if (!loop_ref_.get()) throw std::runtime_error("Event loop is closed (the server's loop is gone)");
+  return loop_;
 }
 
 Task<void> Server::start_serving() {
@@ -173,7 +180,8 @@ void Server::close() {
   retries_.clear();
   for (Task<void>& accepting : accept_tasks_) accepting.cancel();
   accept_tasks_.clear();
-  for (Socket& sock : sockets_) loop_.remove_reader(sock.fileno());
+  if (loop_ref_.get())
+    for (Socket& sock : sockets_) loop_.remove_reader(sock.fileno());
   sockets_.clear();       // closes them
   socket_files_.clear();  // removes them
   if (serving_forever_ && !serving_forever_.done()) serving_forever_.cancel();

@@ -31,7 +31,8 @@ class Server : public std::enable_shared_from_this<Server> {
   // Closes / aborts every connection accepted so far (and still open).
   void close_clients();
   void abort_clients();
-  EventLoop& get_loop() const noexcept { return loop_; }
+  // std::runtime_error("Event loop is closed") once the loop is destroyed.
+  EventLoop& get_loop() const;
   // Starts accepting (idempotent); create_server does it unless told not to.
   Task<void> start_serving();
   // Accepts until cancelled; then closes the server and waits for its
@@ -64,6 +65,7 @@ class Server : public std::enable_shared_from_this<Server> {
   std::vector<std::shared_ptr<detail::StreamTransport>> open_clients() const;
 
   EventLoop& loop_;
+  detail::LoopRef loop_ref_;  // a server may outlive its loop: then it only closes its sockets
   ProtocolFactory factory_;
   std::vector<Socket> sockets_;
   std::vector<detail::UnixSocketFile> socket_files_;

@@ -192,18 +192,21 @@ Task<std::string> StreamReader::read(long long n) {
   co_return s.take(static_cast<std::size_t>(n));
 }
 
-Task<std::string> StreamReader::readexactly(std::size_t n) {
+Task<std::string> StreamReader::readexactly(long long n) {
+  // A negative size would wait for ever, buffering all the peer sends.
+  if (n < 0) throw std::invalid_argument("readexactly: size " + std::to_string(n) + " can not be less than zero");
+  const auto want = static_cast<std::size_t>(n);
   auto& s = *state_;
   s.check_error();
-  while (s.buffer.size() < n) {
+  while (s.buffer.size() < want) {
     if (s.eof) {
       std::string partial = std::move(s.buffer);
       s.buffer.clear();
-      throw IncompleteReadError(std::move(partial), n);
+      throw IncompleteReadError(std::move(partial), want);
     }
     co_await wait_for_data("readexactly");
   }
-  co_return s.take(n);
+  co_return s.take(want);
 }
 
 Task<std::string> StreamReader::readuntil(std::string separator) {

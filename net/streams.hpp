@@ -34,8 +34,9 @@ class StreamReader {
   // empty). LimitOverrunError when the line exceeds the limit (the data is
   // then dropped, up to the separator if it was found).
   Task<std::string> readline();
-  // Exactly `n` bytes, or IncompleteReadError at end of file.
-  Task<std::string> readexactly(std::size_t n);
+  // Exactly `n` bytes, or IncompleteReadError at end of file;
+  // std::invalid_argument for n < 0 (asyncio's ValueError).
+  Task<std::string> readexactly(long long n);
   // Up to and including `separator`; IncompleteReadError at end of file,
   // LimitOverrunError past the limit (the data stays in the buffer).
   Task<std::string> readuntil(std::string separator = "\n");

@@ -6,14 +6,51 @@
 export AIO_ROOT
 AIO_ROOT=$(pwd -P)
 
-# Optional kqueue backend (libkqueue installed under /opt): picked up only if present.
+# Optional kqueue backend on Linux, through libkqueue: an install whose
+# lib/pkgconfig is AIO_LIBKQUEUE (default /opt/libkqueue/lib/pkgconfig), or
+# the source tree AIO_LIBKQUEUE_SRC, which ensure_libkqueue builds once into
+# a cache outside the clone. Either is picked up only if present.
+use_libkqueue() {
+    local pc=$1
+    export PKG_CONFIG_PATH="$pc${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
+    local lib
+    lib=$(dirname "$pc")
+    export LD_LIBRARY_PATH="$lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    AIO_KQUEUE_PC=$pc
+}
+AIO_KQUEUE_PC=
 AIO_LIBKQUEUE=${AIO_LIBKQUEUE:-/opt/libkqueue/lib/pkgconfig}
-if [ -d "$AIO_LIBKQUEUE" ]; then
-    export PKG_CONFIG_PATH="$AIO_LIBKQUEUE${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
-    _kq_lib=$(dirname "$AIO_LIBKQUEUE")
-    export LD_LIBRARY_PATH="$_kq_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-    unset _kq_lib
-fi
+[ -d "$AIO_LIBKQUEUE" ] && use_libkqueue "$AIO_LIBKQUEUE"
+
+# ensure_libkqueue: with AIO_LIBKQUEUE_SRC set, build and install libkqueue
+# with CMake into $AIO_LIBKQUEUE_CACHE (default ~/.cache/aiocpp-libkqueue-VERSION),
+# unless it is there already, and use it. Needs cmake (ensure_packages adds
+# it when AIO_LIBKQUEUE_SRC is set). A no-op without AIO_LIBKQUEUE_SRC.
+ensure_libkqueue() {
+    [ -n "${AIO_LIBKQUEUE_SRC:-}" ] || return 0
+    local src version prefix
+    if ! src=$(cd "$AIO_LIBKQUEUE_SRC" 2> /dev/null && pwd -P) || [ ! -f "$src/CMakeLists.txt" ]; then
+        echo "AIO_LIBKQUEUE_SRC=$AIO_LIBKQUEUE_SRC is not a libkqueue source tree" >&2
+        return 1
+    fi
+    version=$(sed -n 's/^set(PROJECT_VERSION \([0-9.]*\))/\1/p' "$src/CMakeLists.txt" | head -n 1)
+    prefix=${AIO_LIBKQUEUE_CACHE:-$HOME/.cache/aiocpp-libkqueue-${version:-unknown}}
+    mkdir -p "$(dirname "$prefix")"
+    (
+        # Several clones may run ./tools/test at once: one builds, the others wait.
+        flock 9
+        [ -f "$prefix/lib/pkgconfig/libkqueue.pc" ] && exit 0
+        local bld=$prefix.build log=$prefix.log
+        rm -rf "$bld" "$prefix"
+        run_quiet "$log" cmake -S "$src" -B "$bld" -DCMAKE_BUILD_TYPE=Release \
+            -DCMAKE_INSTALL_PREFIX="$prefix" -DCMAKE_INSTALL_LIBDIR=lib \
+            -DENABLE_TESTING=OFF -DENABLE_STATIC=OFF &&
+            run_quiet "$log" cmake --build "$bld" -j "$(nproc)" &&
+            run_quiet "$log" cmake --install "$bld" || exit 1
+        rm -rf "$bld" "$log"
+    ) 9> "$prefix.lock" || return 1
+    use_libkqueue "$prefix/lib/pkgconfig"
+}
 
 # How many trailing log lines to show when something fails (0 = whole log).
 AIO_LOG_LINES=${AIO_LOG_LINES:-300}
@@ -70,6 +107,7 @@ ensure_packages() {
     fi
     # shellcheck disable=SC2206
     want+=(${AIO_EXTRA_PACKAGES:-})
+    [ -n "${AIO_LIBKQUEUE_SRC:-}" ] && want+=(cmake)
     command -v dpkg-query > /dev/null || return 0   # not Debian: assume tools are there
     for p in "${want[@]}"; do
         if [ "$(dpkg-query -W -f='${Status}' "$p" 2> /dev/null)" != "install ok installed" ]; then
@@ -85,17 +123,28 @@ ensure_packages() {
     rm -f "$log"
 }
 
-# configure BUILD_DIR [meson setup args...]: meson setup, only if BUILD_DIR/build.ninja
-# is missing (idempotent). Output goes to BUILD_DIR/setup.log, shown on failure.
+# configure BUILD_DIR [meson setup args...]: meson setup, unless BUILD_DIR is
+# already set up with the same arguments and environment (then nothing); a
+# directory set up differently is wiped and set up again. Output goes to
+# BUILD_DIR/setup.log, shown on failure.
 configure() {
     local dir=$1
     shift
-    [ -f "$dir/build.ninja" ] && return 0
+    # What the setup depends on besides its arguments: the compiler chosen by
+    # the environment and where pkg-config looks (libkqueue comes and goes).
+    local signature
+    signature=$(printf '%s\n' "$@" "CC=${CC:-}" "CXX=${CXX:-}" "PKG_CONFIG_PATH=${PKG_CONFIG_PATH:-}")
+    if [ -f "$dir/build.ninja" ] && [ -f "$dir/aio-setup-args" ] &&
+        [ "$(cat "$dir/aio-setup-args")" = "$signature" ]; then
+        return 0
+    fi
     local extra=()
-    # A configured dir that lost build.ninja refuses a plain re-setup.
+    # A configured dir refuses a plain re-setup; --wipe starts it afresh.
     [ -f "$dir/meson-private/coredata.dat" ] && extra=(--wipe)
     mkdir -p "$dir"
-    run_quiet "$dir/setup.log" meson setup "${extra[@]}" "$dir" "$@"
+    rm -f "$dir/aio-setup-args"
+    run_quiet "$dir/setup.log" meson setup "${extra[@]}" "$dir" "$@" || return 1
+    printf '%s\n' "$signature" > "$dir/aio-setup-args"
 }
 
 # build BUILD_DIR: ninja, output in BUILD_DIR/build.log, shown on failure.
