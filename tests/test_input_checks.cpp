@@ -2,7 +2,7 @@
 // embedded NUL bytes that the C calls underneath would silently cut at.
 #include "support.hpp"
 
-#include <net/address.hpp>
+#include <core/address.hpp>
 #include <net/dns.hpp>
 #include <net/protocols.hpp>
 #include <net/streams.hpp>

@@ -3,7 +3,7 @@
 // call either succeeds with a consistent address or throws
 // std::invalid_argument / std::system_error; never crashes, never accepts a
 // name cut at a NUL.
-#include <net/address.hpp>
+#include <core/address.hpp>
 #include <net/dns.hpp>
 
 #include <cstddef>
