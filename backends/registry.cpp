@@ -32,6 +32,8 @@ struct Backend {
   const char* name;
   std::unique_ptr<Selector> (*make)();
   std::unique_ptr<Proactor> (*make_proactor)() = nullptr;
+  // Never picked as the default, only by name.
+  bool by_name_only = false;
 
   void probe() const {
     if (make)
@@ -80,22 +82,32 @@ constexpr Backend backends[] = {
 // Every name AIO_BACKEND may carry, built here or not.
 constexpr std::string_view known_names[] = {"epoll", "kqueue", "poll", "select", "iocp", "io_uring"};
 
-// Probed once: creating a selector is what fails where a mechanism is
-// missing at run time (kqueue under some sandboxes, epoll under gVisor).
-const std::vector<const Backend*>& usable() {
-  static const std::vector<const Backend*> list = [] {
-    std::vector<const Backend*> found;
+struct Probe {
+  std::vector<const Backend*> usable;
+  std::vector<std::pair<std::string, std::string>> unusable;  // name, why
+};
+
+// Probed once: creating a selector or proactor is what fails where a
+// mechanism is missing or refused at run time (kqueue under some sandboxes,
+// epoll under gVisor, io_uring under kernel.io_uring_disabled or a seccomp
+// filter). The failure's message is kept as the reason.
+const Probe& probe() {
+  static const Probe result = [] {
+    Probe found;
     for (const Backend& b : backends) {
       try {
         b.probe();
-        found.push_back(&b);
-      } catch (const std::exception&) {
+        found.usable.push_back(&b);
+      } catch (const std::exception& e) {
+        found.unusable.emplace_back(b.name, e.what());
       }
     }
     return found;
   }();
-  return list;
+  return result;
 }
+
+const std::vector<const Backend*>& usable() { return probe().usable; }
 
 std::string join(const std::vector<std::string>& names) {
   std::string out;
@@ -125,9 +137,12 @@ std::vector<std::string> available_backends() {
   return names;
 }
 
+std::vector<std::pair<std::string, std::string>> unusable_backends() { return probe().unusable; }
+
 std::string default_backend() {
-  if (usable().empty()) throw std::runtime_error("no usable event loop backend on this machine");
-  return usable().front()->name;
+  for (const Backend* b : usable())
+    if (!b->by_name_only) return b->name;
+  throw std::runtime_error("no usable event loop backend on this machine");
 }
 
 std::unique_ptr<Selector> detail::make_selector(std::string_view name) {
@@ -175,10 +190,16 @@ std::unique_ptr<EventLoop> new_event_loop(const LoopOptions& options) {
       }
     }
   }
-  std::vector<std::string>& unusable = names;
-  throw std::invalid_argument(
-      std::string(source) + ": backend " + join(unusable) +
-      " not usable here (not built in, or it failed its probe); usable backends here: " + join(available_backends()));
+  // Why each one asked for cannot be used.
+  std::vector<std::string> why;
+  for (const std::string& name : names) {
+    std::string reason = "not built in";
+    for (const auto& [refused, what] : probe().unusable)
+      if (refused == name) reason = "failed its probe: " + what;
+    why.push_back(name + " (" + reason + ")");
+  }
+  throw std::invalid_argument(std::string(source) + ": backend " + join(why) +
+                              " not usable here; usable backends here: " + join(available_backends()));
 }
 
 }  // namespace aio
