@@ -727,7 +727,7 @@ void IoUringProactor::close() noexcept {
   s.ring_ok = false;
 }
 
-std::size_t IoUringProactor::pending() const noexcept { return impl_->in_flight; }
+std::size_t IoUringProactor::in_flight() const noexcept { return impl_->in_flight; }
 bool IoUringProactor::overflow_seen() const noexcept { return impl_->overflow_seen; }
 std::string_view IoUringProactor::setup_mode() const noexcept { return impl_->mode; }
 bool IoUringProactor::buffer_ring() const noexcept { return impl_->buffers != nullptr; }

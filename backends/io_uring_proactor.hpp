@@ -53,9 +53,9 @@ class IoUringProactor final : public Proactor {
   void wakeup() noexcept override;
   void close() noexcept override;
 
-  // For tests and aio-info: operations in flight, and whether the kernel
-  // ever reported a completion queue overflow (IORING_SQ_CQ_OVERFLOW).
-  std::size_t pending() const noexcept;
+  // For tests: whether the kernel ever reported a completion queue
+  // overflow (IORING_SQ_CQ_OVERFLOW).
+  std::size_t in_flight() const noexcept override;
   bool overflow_seen() const noexcept;
   // The setup flags the kernel accepted ("defer_taskrun", "coop_taskrun" or
   // "plain") and whether receives use a provided-buffer ring.

@@ -164,6 +164,9 @@ class Proactor {
   virtual void wait(std::int64_t timeout_ns) = 0;
   virtual void wakeup() noexcept = 0;
   virtual void close() noexcept = 0;
+  // Operations in flight (diagnostics and tests; the loop's own wakeup
+  // machinery not counted).
+  virtual std::size_t in_flight() const noexcept = 0;
 
  protected:
   // For implementations: an operation starts being in flight (the

@@ -1,18 +1,10 @@
 #include <backends/proactor_event_loop.hpp>
+#include <backends/syscall.hpp>
 #include <core/errors.hpp>
 
 #include <string>
 
 namespace aio {
-namespace {
-
-[[noreturn]] void no_readiness(const char* method) {
-  throw NotImplementedError(std::string(method) +
-                            ": the proactor event loop has no readiness API (as asyncio's ProactorEventLoop); "
-                            "use the sock_* coroutines or transports, or a SelectorEventLoop (AIO_BACKEND=select)");
-}
-
-}  // namespace
 
 ProactorEventLoop::ProactorEventLoop(std::unique_ptr<Proactor> proactor, Clock clock)
     : EventLoop(std::move(clock)), proactor_(std::move(proactor)), name_(proactor_->name()) {}
@@ -29,20 +21,25 @@ void ProactorEventLoop::wakeup() noexcept { proactor_->wakeup(); }
 // references to operations, never to the proactor, and the name stays valid.
 void ProactorEventLoop::close_io() noexcept { proactor_->close(); }
 
-// A closed loop says so first, as every scheduling call does.
-void ProactorEventLoop::add_reader_impl(fd_t, detail::Callback) {
-  check_closed();
-  no_readiness("add_reader");
+Task<void> ProactorEventLoop::completion(std::shared_ptr<ProactorOperation> op, std::string what) {
+  bool cancelled = false;
+  while (op->in_flight()) {
+    Future<void> done = create_future<void>();
+    op->on_complete = [done](ProactorOperation&) mutable {
+      if (!done.done()) done.set_result();
+    };
+    try {
+      co_await done;
+    } catch (const CancelledError&) {
+      cancelled = true;
+    }
+    if (op->in_flight()) proactor_->cancel(*op);
+  }
+  // Even if the operation won the race: the task was cancelled. The loop's
+  // coroutines pick operations that take nothing a cancel would lose (a
+  // stream receive waits for readiness, then reads).
+  if (cancelled) throw CancelledError();
+  if (op->error != 0) detail::throw_os_error(op->error, what);
 }
-
-void ProactorEventLoop::add_writer_impl(fd_t, detail::Callback) {
-  check_closed();
-  no_readiness("add_writer");
-}
-// Nothing can be registered, so nothing is removed. asyncio raises here too,
-// but cleanup paths (destructors, scope guards) call remove_*, and an
-// exception there would terminate the program instead of reporting.
-bool ProactorEventLoop::remove_reader(fd_t) { return false; }
-bool ProactorEventLoop::remove_writer(fd_t) { return false; }
 
 }  // namespace aio

@@ -1,41 +1,25 @@
-// ProactorEventLoop: the event loop over a completion Proactor (Windows I/O
-// completion ports). asyncio's ProactorEventLoop: no readiness API
-// (add_reader/add_writer raise NotImplementedError); the sock_* coroutines
-// run as overlapped operations.
+// ProactorEventLoop: the event loop over any completion Proactor (asyncio's
+// BaseProactorEventLoop): IocpProactor on Windows, IoUringProactor on Linux.
+// No readiness API (add_reader/add_writer raise NotImplementedError, as
+// asyncio's proactor loop); the sock_* coroutines, the transports,
+// accepting and sendfile run as the proactor's operations. Those build net/
+// objects, so they are defined in net/ (net/proactor_loop.cpp, beside the
+// proactor transports), written once for every Proactor.
 #pragma once
 
 #include <backends/proactor.hpp>
 #include <core/event_loop.hpp>
 
 #include <memory>
-#include <string>
-#include <utility>
+#include <string_view>
 
 namespace aio {
 
-// A named pipe server made by ProactorEventLoop::start_serving_pipe (asyncio's
-// PipeServer).
-class PipeServer {
- public:
-  virtual ~PipeServer() = default;
-  // The pipe's name, as given.
-  virtual const std::string& address() const noexcept = 0;
-  // Stops accepting: the instance waiting for a client is closed (its
-  // pending ConnectNamedPipe cancelled), so new clients find no pipe.
-  // Connections already made stay open. Closing again does nothing.
-  virtual void close() = 0;
-  virtual bool closed() const noexcept = 0;
-};
-
-class ProactorEventLoop final : public EventLoop {
+class ProactorEventLoop : public EventLoop {
  public:
   explicit ProactorEventLoop(std::unique_ptr<Proactor> proactor, Clock clock = {});
   ~ProactorEventLoop() override;
 
-  // add_reader/add_writer throw NotImplementedError, as asyncio's proactor
-  // loop; remove_* return false (nothing can be registered).
-  bool remove_reader(fd_t fd) override;
-  bool remove_writer(fd_t fd) override;
   std::string_view backend() const noexcept override { return name_; }
 
   Task<std::size_t> sock_recv_into(Socket& sock, std::span<char> buffer) override;
@@ -46,46 +30,40 @@ class ProactorEventLoop final : public EventLoop {
   using EventLoop::sock_connect;
   Task<std::pair<Socket, SocketAddress>> sock_accept(Socket& sock) override;
 
-  // ---- Named pipes (as asyncio's ProactorEventLoop on Windows) -----------
-  //
-  // A pipe name has the form \\.\pipe\NAME; anything else, an empty factory
-  // or a factory that makes no stream protocol is a std::invalid_argument.
-  // The transport of a pipe connection is a stream transport (flow control,
-  // pause_reading, close, abort) without write_eof: can_write_eof() is false
-  // and write_eof() throws NotImplementedError, as a byte-mode pipe has no
-  // half-close. Its get_extra_info has "pipe" (the HANDLE, as an fd_t) and
-  // "addr" (the name). When the other end closes, the protocol gets
-  // eof_received(), then connection_lost(nullptr).
-
-  // Serves the pipe `address`: every client that opens it gets a new
-  // transport and a protocol from `factory` (connection_made runs before
-  // its first data). One instance of the pipe always waits for the next
-  // client. std::system_error if the name is taken (by a pipe of this or
-  // another process).
-  Task<std::shared_ptr<PipeServer>> start_serving_pipe(ProtocolFactory factory, std::string address);
-
-  // Opens the pipe `address` as a client and returns (transport, protocol)
-  // once connection_made has run. While every instance is busy it tries
-  // again, first after 1 ms and then doubling up to every 100 ms, until it
-  // connects or is cancelled. std::system_error if there is no such pipe.
-  Task<std::pair<std::shared_ptr<Transport>, std::shared_ptr<BaseProtocol>>> create_pipe_connection(
-      ProtocolFactory factory, std::string address);
-
   Proactor& proactor() noexcept { return *proactor_; }
+
+  // Starts `op` with `start` and waits for its completion. Cancelling the
+  // awaiting task cancels the operation and still waits for it to complete,
+  // so that nothing is left in flight on the handle, then throws
+  // CancelledError. A failed operation is a std::system_error naming
+  // `what`. For the loop's own coroutines and Windows-only extras.
+  template <class Start>
+  Task<void> perform(ProactorOperation& op, Start start, std::string what);
 
  protected:
   void poll_io(std::int64_t timeout_ns) override;
   void wakeup() noexcept override;
   void close_io() noexcept override;
-  void add_reader_impl(fd_t fd, detail::Callback callback) override;
-  void add_writer_impl(fd_t fd, detail::Callback callback) override;
-  // TransmitFile.
+  std::shared_ptr<detail::StreamTransport> make_socket_transport(Socket sock,
+                                                                 std::shared_ptr<BaseProtocol> protocol) override;
+  std::shared_ptr<detail::DatagramTransportBase> make_datagram_transport(
+      Socket sock, std::shared_ptr<BaseProtocol> protocol, std::optional<SocketAddress> remote) override;
   Task<std::size_t> sendfile_native(fd_t sock, int file, std::uint64_t offset, std::size_t count,
                                     detail::StreamTransport* transport) override;
 
  private:
+  // perform() without the template: `op` was started already.
+  Task<void> completion(std::shared_ptr<ProactorOperation> op, std::string what);
+
   std::unique_ptr<Proactor> proactor_;
   std::string_view name_;
 };
+
+template <class Start>
+Task<void> ProactorEventLoop::perform(ProactorOperation& op, Start start, std::string what) {
+  std::shared_ptr<ProactorOperation> keep = op.shared_from_this();
+  start();
+  return completion(std::move(keep), std::move(what));
+}
 
 }  // namespace aio

@@ -1,6 +1,8 @@
-// Private: the registry's selector factory, for tests that wrap a selector.
+// Private: the registry's selector and proactor factories, for tests that
+// wrap an engine.
 #pragma once
 
+#include <backends/proactor.hpp>
 #include <backends/selector.hpp>
 
 #include <memory>
@@ -10,5 +12,7 @@ namespace aio::detail {
 
 // A new selector of the named compiled-in backend; std::invalid_argument otherwise.
 std::unique_ptr<Selector> make_selector(std::string_view name);
+// The same for a completion backend's Proactor.
+std::unique_ptr<Proactor> make_proactor(std::string_view name);
 
 }  // namespace aio::detail

@@ -48,7 +48,7 @@ void SelectorEventLoop::add_writer_impl(fd_t fd, detail::Callback callback) {
   add_watch(fd, EVENT_WRITE, std::move(callback));
 }
 
-void SelectorEventLoop::add_watch(fd_t fd, std::uint32_t event, detail::Callback callback) {
+Handle SelectorEventLoop::add_watch(fd_t fd, std::uint32_t event, detail::Callback callback) {
   check_closed();
   Handle handle = make_handle(std::move(callback));
   auto it = watches_.find(fd);
@@ -64,7 +64,8 @@ void SelectorEventLoop::add_watch(fd_t fd, std::uint32_t event, detail::Callback
   watch.events |= event;
   Handle& slot = event == EVENT_READ ? watch.reader : watch.writer;
   slot.cancel();
-  slot = std::move(handle);
+  slot = handle;
+  return handle;
 }
 
 bool SelectorEventLoop::remove_reader(fd_t fd) {

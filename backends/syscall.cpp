@@ -107,6 +107,10 @@ const std::error_category& os_category() { return std::system_category(); }
 
 void throw_os_error(int code, const std::string& what) { throw std::system_error(code, os_category(), what); }
 
+std::exception_ptr os_error(int code, const std::string& what) {
+  return std::make_exception_ptr(std::system_error(code, os_category(), what));
+}
+
 #ifdef _WIN32
 void throw_crt_error(int code, const std::string& what) {
   throw std::system_error(code, std::generic_category(), what);

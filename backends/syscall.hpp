@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <exception>
 #include <string>
 #include <system_error>
 
@@ -11,6 +12,9 @@ namespace aio::detail {
 // on POSIX; on Windows Win32/WSA codes in a category that keeps their number
 // and message and compares equal to the matching std::errc condition.
 [[noreturn]] void throw_os_error(int code, const std::string& what);
+// The same error as an exception_ptr, for code that reports rather than
+// throws (a completion that failed).
+std::exception_ptr os_error(int code, const std::string& what);
 
 // Throws std::system_error for a failed C runtime file call (read, lseek,
 // fstat): errno values, the system category on POSIX; on Windows the C

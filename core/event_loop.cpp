@@ -164,6 +164,30 @@ void EventLoop::throw_wrong_thread(const char* method) {
       "() called from another thread; use call_soon_threadsafe()");
 }
 
+namespace {
+
+[[noreturn]] void no_readiness(const EventLoop& loop, const char* method) {
+  throw NotImplementedError(std::string(method) + ": the " + std::string(loop.backend()) +
+                            " event loop has no readiness API (as asyncio's ProactorEventLoop); use the sock_* "
+                            "coroutines or transports, or a selector backend (AIO_BACKEND=select)");
+}
+
+}  // namespace
+
+// A closed loop says so first, as every scheduling call does.
+void EventLoop::add_reader_impl(fd_t, detail::Callback) {
+  check_closed();
+  no_readiness(*this, "add_reader");
+}
+
+void EventLoop::add_writer_impl(fd_t, detail::Callback) {
+  check_closed();
+  no_readiness(*this, "add_writer");
+}
+
+bool EventLoop::remove_reader(fd_t) { return false; }
+bool EventLoop::remove_writer(fd_t) { return false; }
+
 void EventLoop::check_fd(fd_t fd, const char* method) {
   if (fd < 0)
     throw std::invalid_argument(std::string(method) + ": invalid file descriptor " + std::to_string(fd) +

@@ -155,8 +155,9 @@ using TaskFactory = std::function<void(EventLoop&, AnyTask)>;
 
 namespace detail {
 class Inbox;
-class StreamTransport;  // net/stream_transport.hpp
-struct SendfileAccess;  // net/sendfile.cpp
+class StreamTransport;        // net/stream_transport.hpp
+class DatagramTransportBase;  // net/datagram_transport.hpp
+struct LoopAccess;           // net/loop_access.hpp
 class TimerHeap;
 bool post_threadsafe(const std::shared_ptr<Inbox>& inbox, Callback callback);
 
@@ -329,40 +330,45 @@ class EventLoop {
     check_fd(fd, "add_reader");
     add_reader_impl(fd, detail::bind_callback(std::forward<F>(f), std::forward<Args>(args)...));
   }
-  // Stops watching; true if a reader was registered.
-  virtual bool remove_reader(fd_t fd) = 0;
+  // Stops watching; true if a reader was registered. Always false on
+  // engines without readiness (nothing can be registered there; cleanup
+  // paths call it, so it does not throw).
+  virtual bool remove_reader(fd_t fd);
 
   template <class F, class... Args>
   void add_writer(fd_t fd, F&& f, Args&&... args) {
     check_fd(fd, "add_writer");
     add_writer_impl(fd, detail::bind_callback(std::forward<F>(f), std::forward<Args>(args)...));
   }
-  virtual bool remove_writer(fd_t fd) = 0;
+  virtual bool remove_writer(fd_t fd);
 
   // ---- Working with socket objects directly (net/socket.hpp) ----------
   //
   // asyncio's sock_* coroutines, for non-blocking sockets (Socket::create
-  // makes them so). Each first tries the call, then waits for readiness (or
-  // the proactor's completion) as often as needed. Cancelling one while it
-  // waits is prompt and leaves the socket usable; an empty Socket is a
-  // std::invalid_argument, an OS failure a std::system_error. The socket
-  // must outlive the call.
+  // makes them so). Each engine implements them its way (a selector loop
+  // tries the call, then waits for readiness; a proactor loop starts the
+  // operation and waits for its completion). Cancelling one while it waits
+  // is prompt, loses no data and leaves the socket usable, also for the
+  // next sock_* call on it; an empty Socket is a std::invalid_argument, an
+  // OS failure a std::system_error. In debug mode a blocking socket is a
+  // std::invalid_argument, as asyncio's ValueError. The socket must outlive
+  // the call.
 
   // Up to `nbytes` bytes; empty at end of file.
-  virtual Task<std::string> sock_recv(Socket& sock, std::size_t nbytes);
+  Task<std::string> sock_recv(Socket& sock, std::size_t nbytes);
   // Reads into `buffer` (which must outlive the call); 0 at end of file.
-  virtual Task<std::size_t> sock_recv_into(Socket& sock, std::span<char> buffer);
-  virtual Task<std::pair<std::string, SocketAddress>> sock_recvfrom(Socket& sock, std::size_t bufsize);
-  virtual Task<std::pair<std::size_t, SocketAddress>> sock_recvfrom_into(Socket& sock, std::span<char> buffer);
+  virtual Task<std::size_t> sock_recv_into(Socket& sock, std::span<char> buffer) = 0;
+  Task<std::pair<std::string, SocketAddress>> sock_recvfrom(Socket& sock, std::size_t bufsize);
+  virtual Task<std::pair<std::size_t, SocketAddress>> sock_recvfrom_into(Socket& sock, std::span<char> buffer) = 0;
   // Sends all of `data`; on an error some of it may have been sent.
-  virtual Task<void> sock_sendall(Socket& sock, std::string data);
-  virtual Task<std::size_t> sock_sendto(Socket& sock, std::string data, SocketAddress address);
-  virtual Task<void> sock_connect(Socket& sock, SocketAddress address);
+  virtual Task<void> sock_sendall(Socket& sock, std::string data) = 0;
+  virtual Task<std::size_t> sock_sendto(Socket& sock, std::string data, SocketAddress address) = 0;
+  virtual Task<void> sock_connect(Socket& sock, SocketAddress address) = 0;
   // Resolves `host` first (numeric hosts without a lookup), then connects to
   // the first address of the socket's family.
   Task<void> sock_connect(Socket& sock, std::string host, int port);
   // A connection on a listening socket, and the peer's address.
-  virtual Task<std::pair<Socket, SocketAddress>> sock_accept(Socket& sock);
+  virtual Task<std::pair<Socket, SocketAddress>> sock_accept(Socket& sock) = 0;
 
   // Sends `count` bytes of `file` from `offset` (std::nullopt: up to the end
   // of the file) and returns how many were sent: fewer if the file ends
@@ -381,7 +387,7 @@ class EventLoop {
   // not SOCK_STREAM or (POSIX) is blocking, a negative or closed `file`, a
   // count of 0, an offset off_t cannot hold, or a nonzero offset into a
   // pipe.
-  virtual Task<std::size_t> sock_sendfile(Socket& sock, int file, std::size_t offset = 0,
+  Task<std::size_t> sock_sendfile(Socket& sock, int file, std::size_t offset = 0,
                                           std::optional<std::size_t> count = std::nullopt, bool fallback = true);
 
   // ---- Transports (net/transports.hpp) -----------------------------------
@@ -390,7 +396,7 @@ class EventLoop {
   // transport with a new protocol from `factory`; returns once
   // connection_made has run. std::invalid_argument for a socket that is not
   // a connected stream socket or a factory that makes no stream protocol.
-  virtual Task<std::pair<std::shared_ptr<Transport>, std::shared_ptr<BaseProtocol>>> connect_accepted_socket(
+  Task<std::pair<std::shared_ptr<Transport>, std::shared_ptr<BaseProtocol>>> connect_accepted_socket(
       ProtocolFactory factory, Socket sock);
 
   // Opens a TCP connection to the first address of `host` that accepts it
@@ -543,8 +549,32 @@ class EventLoop {
   virtual void wakeup() noexcept = 0;
   // Releases the engine's OS resources (called once, by close()).
   virtual void close_io() noexcept = 0;
-  virtual void add_reader_impl(fd_t fd, detail::Callback callback) = 0;
-  virtual void add_writer_impl(fd_t fd, detail::Callback callback) = 0;
+  // add_reader / add_writer. These defaults throw NotImplementedError, as
+  // asyncio's BaseEventLoop: only a loop with readiness (SelectorEventLoop)
+  // overrides them.
+  virtual void add_reader_impl(fd_t fd, detail::Callback callback);
+  virtual void add_writer_impl(fd_t fd, detail::Callback callback);
+
+  // ---- The engine seam: how net/ reaches the engine (asyncio's
+  // _make_*_transport hooks). Code above the engines calls these through
+  // detail::LoopAccess and never asks which engine it runs on. Each engine
+  // defines them beside its transports (net/selector_loop.cpp,
+  // net/proactor_loop.cpp).
+
+  // A stream transport over a connected stream socket, not started yet.
+  virtual std::shared_ptr<detail::StreamTransport> make_socket_transport(Socket sock,
+                                                                         std::shared_ptr<BaseProtocol> protocol) = 0;
+  // A datagram transport over a datagram socket (bound, connected or
+  // neither), not started yet. `remote`: sendto's default destination when
+  // the socket is not connected.
+  virtual std::shared_ptr<detail::DatagramTransportBase> make_datagram_transport(
+      Socket sock, std::shared_ptr<BaseProtocol> protocol, std::optional<SocketAddress> remote) = 0;
+  // Starts accepting connections on listening socket `index` of `server`,
+  // handing each to the server, until the server stops serving. The default
+  // (net/server.cpp) accepts one connection at a time through sock_accept,
+  // as asyncio's proactor loop; a loop with readiness accepts whatever is
+  // pending whenever the socket is readable.
+  virtual void start_accepting(Server& server, std::size_t index);
   // One native transfer of sock_sendfile and sendfile (net/sendfile.cpp):
   // up to `count` (> 0) bytes of the regular file `file` from `offset` to
   // the connected stream socket `sock`; returns how many were sent, 0 when
@@ -553,7 +583,7 @@ class EventLoop {
   // close fails them. The default calls the OS's sendfile when the socket is
   // writable; SendfileNotAvailableError where the OS has none for this loop.
   virtual Task<std::size_t> sendfile_native(fd_t sock, int file, std::uint64_t offset, std::size_t count,
-                                            detail::StreamTransport* transport);
+                                            detail::StreamTransport* transport) = 0;
 
   // ---- What the loop offers engines -----------------------------------
 
@@ -577,7 +607,7 @@ class EventLoop {
   friend class detail::Inbox;
   friend class detail::TaskStateBase;
   friend class detail::FutureStateBase;
-  friend struct detail::SendfileAccess;
+  friend struct detail::LoopAccess;
 
   void run_once();
   void drop_scheduled() noexcept;

@@ -1,7 +1,7 @@
 // The loop's create_datagram_endpoint: resolving the addresses, making and
 // binding the socket, and starting a datagram transport on it.
 #include <net/dns.hpp>
-#include <net/selector_datagram_transport.hpp>
+#include <net/loop_access.hpp>
 #include <net/socket.hpp>
 #include <net/unix_socket_file.hpp>
 
@@ -120,7 +120,7 @@ Task<Endpoint> start_endpoint(EventLoop& loop, ProtocolFactory factory, Socket s
     throw std::invalid_argument(
         "create_datagram_endpoint: the protocol factory must make an aio::DatagramProtocol (stream protocols cannot "
         "receive datagrams)");
-  auto transport = detail::make_datagram_transport(loop, std::move(sock), protocol, std::move(remote));
+  auto transport = detail::LoopAccess::make_datagram_transport(loop, std::move(sock), protocol, std::move(remote));
   Future<void> connected = loop.create_future<void>();
   transport->start([connected]() mutable {
     if (!connected.done()) connected.set_result();

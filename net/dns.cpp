@@ -1,5 +1,7 @@
 #include <backends/syscall.hpp>
+#include <core/event_loop.hpp>
 #include <net/dns.hpp>
+#include <net/sock_ops.hpp>
 
 #ifdef _WIN32
 #include <winsock2.h>
@@ -86,4 +88,29 @@ std::pair<std::string, std::string> getnameinfo_blocking(const SocketAddress& ad
 }
 
 }  // namespace detail
+
+// ---- The loop's methods ----------------------------------------------------
+
+Task<std::vector<AddrInfo>> EventLoop::getaddrinfo(std::string host, std::string port, int family, int type, int proto,
+                                                   int flags) {
+  AddrInfoHints hints{family, type, proto, flags};
+  // Named, not written inside the co_await expression: GCC 12 destroys a
+  // capturing lambda created in the same expression as a co_await twice.
+  auto resolve = [host = std::move(host), port = std::move(port), hints] {
+    return detail::getaddrinfo_blocking(host, port, hints);
+  };
+  co_return co_await run_in_executor(nullptr, std::move(resolve));
+}
+
+Task<std::vector<AddrInfo>> EventLoop::getaddrinfo(std::string host, int port, int family, int type, int proto,
+                                                   int flags) {
+  detail::check_port(port, "getaddrinfo");
+  return getaddrinfo(std::move(host), std::to_string(port), family, type, proto, flags);
+}
+
+Task<std::pair<std::string, std::string>> EventLoop::getnameinfo(SocketAddress address, int flags) {
+  auto lookup = [address, flags] { return detail::getnameinfo_blocking(address, flags); };  // named: see getaddrinfo
+  co_return co_await run_in_executor(nullptr, std::move(lookup));
+}
+
 }  // namespace aio

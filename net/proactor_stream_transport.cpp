@@ -1,16 +1,98 @@
 #include <backends/syscall.hpp>
 #include <net/proactor_stream_transport.hpp>
+#include <net/socket_extra_info.hpp>
 
 #include <system_error>
 #include <utility>
 
 namespace aio::detail {
+namespace {
+
+// The most one socket receive brings (a mechanism may bring less), and
+// what one pipe read asks for.
+constexpr std::size_t recv_size = 256 * 1024;
+constexpr std::size_t pipe_read_size = 64 * 1024;
+
+}  // namespace
 
 ProactorStreamTransport::ProactorStreamTransport(ProactorEventLoop& loop, std::shared_ptr<BaseProtocol> protocol,
-                                                 const char* write_error)
+                                                 fd_t handle, bool socket, std::string what)
     : StreamTransport(loop, std::move(protocol)),
-      proactor_(static_cast<IocpProactor&>(loop.proactor())),
-      write_error_(write_error) {}
+      proactor_(loop.proactor()),
+      handle_(handle),
+      socket_(socket),
+      what_(std::move(what)),
+      read_op_(proactor_.make_operation()),
+      write_op_(proactor_.make_operation()) {
+  // Set once: each start gives the operation a reference to this transport
+  // (keep_alive), so `this` is alive whenever these run.
+  read_op_->on_complete = [this](ProactorOperation& op) { read_done(op); };
+  write_op_->on_complete = [this](ProactorOperation& op) { write_done(op); };
+}
+
+// ---- Reading ------------------------------------------------------------------
+
+void ProactorStreamTransport::engine_start_reading() {
+  reading_ = true;
+  if (!held_.empty() || held_eof_) {
+    // What came while paused goes first, from the loop: resume_reading()
+    // does not call the protocol back from inside itself.
+    if (!held_pending_) {
+      held_pending_ = true;
+      loop_.call_soon([this, self = shared_from_this()] { deliver_held(); });
+    }
+    return;
+  }
+  if (!read_op_->in_flight() && !closed_ && !lost_scheduled()) post_read();
+}
+
+void ProactorStreamTransport::post_read() {
+  read_op_->keep_alive = shared_from_this();
+  try {
+    if (socket_) {
+      proactor_.recv(*read_op_, handle_, recv_size);
+    } else {
+      read_op_->buffer.resize(pipe_read_size);
+      proactor_.read(*read_op_, handle_);
+    }
+  } catch (const std::system_error&) {
+    read_op_->keep_alive.reset();
+    fatal_error(std::current_exception(),
+                socket_ ? "Fatal read error on socket transport" : "Fatal read error on pipe transport");
+  }
+}
+
+void ProactorStreamTransport::read_done(ProactorOperation& op) {
+  if (closed_ || lost_scheduled()) return;
+  if (op.error != 0) {
+    fatal_error(os_error(op.error, (socket_ ? "recv (" : "read (") + what_ + ")"),
+                socket_ ? "Fatal read error on socket transport" : "Fatal read error on pipe transport");
+    return;
+  }
+  std::span<const char> data = socket_ ? op.data : std::span<const char>(op.buffer.data(), op.bytes);
+  if (!reading_) {
+    held_.append(data.data(), data.size());
+    held_eof_ = data.empty();
+    return;
+  }
+  on_received(data);
+  if (!data.empty() && reading_ && !closed_ && !lost_scheduled() && !read_op_->in_flight()) post_read();
+}
+
+void ProactorStreamTransport::deliver_held() {
+  held_pending_ = false;
+  if (!reading_ || closed_ || lost_scheduled()) return;
+  std::string data = std::move(held_);
+  held_.clear();
+  bool eof = std::exchange(held_eof_, false);
+  if (!data.empty()) on_received(data);
+  if (eof)
+    on_received({});
+  else if (reading_ && !closed_ && !lost_scheduled() && !read_op_->in_flight())
+    post_read();
+}
+
+// ---- Writing ------------------------------------------------------------------
 
 std::size_t ProactorStreamTransport::engine_send(std::string_view data) {
   if (sent_ready_) {
@@ -19,34 +101,80 @@ std::size_t ProactorStreamTransport::engine_send(std::string_view data) {
     if (n < data.size()) start_write(data.substr(n));
     return n;
   }
-  if (!write_op_) start_write(data);
+  if (!write_op_->in_flight()) start_write(data);
   return 0;
 }
 
 void ProactorStreamTransport::start_write(std::string_view data) {
-  auto op = std::make_shared<IocpOperation>(io_handle(), io_on_socket());
-  op->buffer.assign(data);
-  if (!start_overlapped_write(*op)) {
-    auto err = static_cast<int>(GetLastError());
-    if (err != ERROR_IO_PENDING) throw_os_error(err, write_call());
+  write_op_->buffer.assign(data);
+  write_op_->keep_alive = shared_from_this();
+  try {
+    if (socket_)
+      proactor_.send(*write_op_, handle_);
+    else
+      proactor_.write(*write_op_, handle_);
+  } catch (...) {
+    write_op_->keep_alive.reset();
+    throw;  // engine_send's caller reports it
   }
-  op->on_complete = [this, self = shared_from_this()](ProactorOperation& done) {
-    write_op_.reset();
-    if (closed_) return;
-    if (done.error != 0) {
-      try {
-        throw_os_error(static_cast<int>(done.error), write_call());
-      } catch (const std::system_error&) {
-        fatal_error(std::current_exception(), write_error_);
-      }
-      return;
+}
+
+void ProactorStreamTransport::write_done(ProactorOperation& op) {
+  if (closed_) return;
+  if (op.error != 0) {
+    fatal_error(os_error(op.error, (socket_ ? "send (" : "write (") + what_ + ")"),
+                socket_ ? "Fatal write error on socket transport" : "Fatal write error on pipe transport");
+    return;
+  }
+  sent_ = op.bytes;
+  sent_ready_ = true;
+  on_writable();
+}
+
+// ---- Closing ------------------------------------------------------------------
+
+void ProactorStreamTransport::engine_close() noexcept {
+  closed_ = true;
+  // The operations keep this transport alive until they complete; their
+  // completions then find it closed and do nothing.
+  proactor_.cancel_all(handle_);
+  close_handle();
+}
+
+// ---- The socket transport -------------------------------------------------------
+
+namespace {
+
+class ProactorSocketTransport final : public ProactorStreamTransport {
+ public:
+  ProactorSocketTransport(ProactorEventLoop& loop, Socket sock, std::shared_ptr<BaseProtocol> protocol)
+      : ProactorStreamTransport(loop, std::move(protocol), sock.fileno(), true,
+                                "socket " + std::to_string(sock.fileno())),
+        sock_(std::move(sock)),
+        info_(sock_) {}
+
+  fd_t sendfile_socket() const noexcept override { return sock_ ? sock_.fileno() : -1; }
+  std::any get_extra_info(std::string_view name) const override { return info_.get(name, sock_); }
+
+ private:
+  void engine_shutdown_write() override {
+    try {
+      sock_.shutdown_write();
+    } catch (const std::system_error&) {
+      fatal_error(std::current_exception(), "Fatal error on shutdown of the write side");
     }
-    sent_ = done.bytes;
-    sent_ready_ = true;
-    on_writable();
-  };
-  write_op_ = op;
-  proactor_.started(std::move(op));
+  }
+  void close_handle() noexcept override { sock_.close(); }
+
+  Socket sock_;
+  StreamSocketInfo info_;
+};
+
+}  // namespace
+
+std::shared_ptr<StreamTransport> make_proactor_socket_transport(ProactorEventLoop& loop, Socket sock,
+                                                                std::shared_ptr<BaseProtocol> protocol) {
+  return std::make_shared<ProactorSocketTransport>(loop, std::move(sock), std::move(protocol));
 }
 
 }  // namespace aio::detail

@@ -1,12 +1,22 @@
-// Private: what the proactor's stream transports (sockets, named pipes)
-// share: the write side. One overlapped write is in flight at a time, with
-// its own copy of the front of the buffer; engine_send() reports its bytes
-// as sent only once its completion arrived, so get_write_buffer_size()
-// counts what is in flight. Each transport says how a write starts.
+// Private: the proactor loop's stream transports (sockets; Windows named
+// pipes), written once over the Proactor's operations for every Proactor.
+// Only how bytes move differs from the selector transport; the buffer, flow
+// control and close/abort/eof states are detail::StreamTransport's.
+//
+// Reading keeps one receive in flight while the protocol reads (recv on a
+// socket: the proactor brings the data in its own memory, so an idle
+// connection pins no buffer; read on a pipe, into the operation's buffer)
+// and hands each completion's data to the protocol. A completion that
+// arrives while reading is paused is kept and handed over on resume.
+//
+// Writing keeps one send (write) in flight, with its own copy of the front
+// of the buffer; engine_send() reports its bytes as sent only once its
+// completion arrived (short ones included), so get_write_buffer_size()
+// counts what is in flight.
 #pragma once
 
-#include <backends/iocp_proactor.hpp>
 #include <backends/proactor_event_loop.hpp>
+#include <net/socket.hpp>
 #include <net/stream_transport.hpp>
 
 #include <memory>
@@ -17,34 +27,47 @@ namespace aio::detail {
 
 class ProactorStreamTransport : public StreamTransport {
  protected:
-  // `write_error`: what a failed write is reported with ("Fatal write error
-  // on socket transport", as asyncio says).
-  ProactorStreamTransport(ProactorEventLoop& loop, std::shared_ptr<BaseProtocol> protocol, const char* write_error);
+  // `socket`: `handle` is a socket (recv/send), else a pipe (read/write).
+  // `what`: names the handle in errors ("socket 5", "pipe \\.\pipe\x").
+  ProactorStreamTransport(ProactorEventLoop& loop, std::shared_ptr<BaseProtocol> protocol, fd_t handle, bool socket,
+                          std::string what);
 
-  // Starts an overlapped write of `op.buffer`; false if it failed at once
-  // (the error in GetLastError()).
-  virtual bool start_overlapped_write(IocpOperation& op) = 0;
-  // The handle a write goes to, and whether it is a socket.
-  virtual fd_t io_handle() const noexcept = 0;
-  virtual bool io_on_socket() const noexcept = 0;
-  // Names the write call and its target in errors ("WSASend", "WriteFile (pipe X)").
-  virtual std::string write_call() const = 0;
-
+  void engine_start_reading() override;
+  void engine_stop_reading() override { reading_ = false; }
   std::size_t engine_send(std::string_view data) final;
   // The write's completion calls on_writable() itself.
   void engine_start_writing() final {}
   void engine_stop_writing() final {}
+  // Cancels what is in flight on the handle (each operation still
+  // completes, into nothing), then releases it by close_handle().
+  void engine_close() noexcept final;
+  virtual void close_handle() noexcept = 0;
 
-  IocpProactor& proactor_;
-  std::shared_ptr<IocpOperation> write_op_;
-  bool closed_ = false;  // set by the transport's engine_close(): completions then do nothing
+  Proactor& proactor_;
 
  private:
+  void post_read();
+  void read_done(ProactorOperation& op);
+  void write_done(ProactorOperation& op);
   void start_write(std::string_view data);
+  void deliver_held();
 
-  const char* write_error_;
-  std::size_t sent_ = 0;     // bytes of the finished write not yet reported
-  bool sent_ready_ = false;  // a write finished and engine_send() has not said so yet
+  fd_t handle_;
+  bool socket_;
+  std::string what_;
+  std::shared_ptr<ProactorOperation> read_op_;
+  std::shared_ptr<ProactorOperation> write_op_;
+  bool reading_ = false;
+  bool closed_ = false;
+  std::string held_;          // received while paused, for resume_reading
+  bool held_eof_ = false;     // and the end of file after it
+  bool held_pending_ = false;  // a delivery of held_ is scheduled
+  std::size_t sent_ = 0;       // bytes of the finished write not yet reported
+  bool sent_ready_ = false;    // a write finished and engine_send() has not said so yet
 };
+
+// The stream transport of a ProactorEventLoop over a connected stream socket.
+std::shared_ptr<StreamTransport> make_proactor_socket_transport(ProactorEventLoop& loop, Socket sock,
+                                                                std::shared_ptr<BaseProtocol> protocol);
 
 }  // namespace aio::detail

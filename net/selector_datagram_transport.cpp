@@ -84,12 +84,5 @@ std::shared_ptr<detail::DatagramTransportBase> detail::make_selector_datagram_tr
                                                      std::move(remote));
 }
 
-#if !AIO_HAVE_IOCP
-std::shared_ptr<detail::DatagramTransportBase> detail::make_datagram_transport(EventLoop& loop, Socket sock,
-                                                                               std::shared_ptr<BaseProtocol> protocol,
-                                                                               std::optional<SocketAddress> remote) {
-  return make_selector_datagram_transport(loop, std::move(sock), std::move(protocol), std::move(remote));
-}
-#endif
 
 }  // namespace aio

@@ -1,5 +1,5 @@
-// Private: the selector loops' datagram transport, for
-// create_datagram_endpoint.
+// Private: the selector loops' datagram transport (SelectorEventLoop's
+// make_datagram_transport hook).
 #pragma once
 
 #include <net/datagram_transport.hpp>
@@ -16,12 +16,5 @@ namespace aio::detail {
 std::shared_ptr<DatagramTransportBase> make_selector_datagram_transport(EventLoop& loop, Socket sock,
                                                                         std::shared_ptr<BaseProtocol> protocol,
                                                                         std::optional<SocketAddress> remote);
-
-// The datagram transport of `loop`'s engine: the proactor's on a
-// ProactorEventLoop (net/proactor_datagram_transport.cpp), the selector's
-// otherwise.
-std::shared_ptr<DatagramTransportBase> make_datagram_transport(EventLoop& loop, Socket sock,
-                                                               std::shared_ptr<BaseProtocol> protocol,
-                                                               std::optional<SocketAddress> remote);
 
 }  // namespace aio::detail

@@ -72,28 +72,5 @@ std::shared_ptr<detail::StreamTransport> detail::make_selector_transport(EventLo
   return std::make_shared<SelectorSocketTransport>(loop, std::move(sock), std::move(protocol));
 }
 
-#if !AIO_HAVE_IOCP
-std::shared_ptr<detail::StreamTransport> detail::make_socket_transport(EventLoop& loop, Socket sock,
-                                                                       std::shared_ptr<BaseProtocol> protocol) {
-  return make_selector_transport(loop, std::move(sock), std::move(protocol));
-}
-#endif
-
-Task<std::pair<std::shared_ptr<Transport>, std::shared_ptr<BaseProtocol>>> EventLoop::connect_accepted_socket(
-    ProtocolFactory factory, Socket sock) {
-  if (!sock) throw std::invalid_argument("connect_accepted_socket: the socket is closed (an empty aio::Socket)");
-  if (sock.get_option(SOL_SOCKET, SO_TYPE) != SOCK_STREAM)
-    throw std::invalid_argument("connect_accepted_socket: a stream socket (SOCK_STREAM) was expected");
-  if (!factory) throw std::invalid_argument("connect_accepted_socket: the protocol factory is empty");
-  std::shared_ptr<BaseProtocol> protocol = factory();
-  if (!protocol) throw std::invalid_argument("connect_accepted_socket: the protocol factory returned null");
-  auto transport = detail::make_socket_transport(*this, std::move(sock), protocol);
-  Future<void> made = create_future<void>();
-  transport->start([made]() mutable {
-    if (!made.done()) made.set_result();
-  });
-  co_await made;
-  co_return std::pair<std::shared_ptr<Transport>, std::shared_ptr<BaseProtocol>>{transport, protocol};
-}
 
 }  // namespace aio

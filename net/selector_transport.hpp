@@ -1,5 +1,5 @@
-// Private: the selector loops' stream transport, for the loop methods that
-// make one (connect_accepted_socket, create_connection, Server).
+// Private: the selector loops' stream transport (SelectorEventLoop's
+// make_socket_transport hook).
 #pragma once
 
 #include <net/socket.hpp>
@@ -12,10 +12,5 @@ namespace aio::detail {
 // A transport over a connected stream socket; call start() on it.
 std::shared_ptr<StreamTransport> make_selector_transport(EventLoop& loop, Socket sock,
                                                          std::shared_ptr<BaseProtocol> protocol);
-
-// The transport of `loop`'s engine: the proactor's on a ProactorEventLoop
-// (net/proactor_transport.cpp), the selector's otherwise.
-std::shared_ptr<StreamTransport> make_socket_transport(EventLoop& loop, Socket sock,
-                                                       std::shared_ptr<BaseProtocol> protocol);
 
 }  // namespace aio::detail

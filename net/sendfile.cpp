@@ -4,6 +4,7 @@
 // _sock_sendfile_fallback and _sendfile_fallback do.
 #include <backends/sendfile.hpp>
 #include <core/tasks.hpp>
+#include <net/loop_access.hpp>
 #include <net/sock_ops.hpp>
 #include <net/socket.hpp>
 #include <net/stream_transport.hpp>
@@ -22,14 +23,6 @@
 #include <string>
 
 namespace aio {
-
-// sock_sendfile and sendfile call the engine's protected sendfile_native.
-struct detail::SendfileAccess {
-  static Task<std::size_t> native(EventLoop& loop, fd_t sock, int file, std::uint64_t offset, std::size_t count,
-                                  StreamTransport* transport) {
-    return loop.sendfile_native(sock, file, offset, count, transport);
-  }
-};
 
 namespace {
 
@@ -63,7 +56,7 @@ Task<void> send_native(EventLoop& loop, fd_t sock, int file, bool regular, std::
     if (transport) transport->sendfile_check_open();
     std::size_t n = 0;
     try {
-      n = co_await detail::SendfileAccess::native(loop, sock, file, offset + sent, count ? *count - sent : SIZE_MAX,
+      n = co_await detail::LoopAccess::sendfile_native(loop, sock, file, offset + sent, count ? *count - sent : SIZE_MAX,
                                                   transport);
     } catch (const std::system_error& e) {
       if (transport) transport->sendfile_check_open();  // closing it is what failed the send
@@ -140,21 +133,9 @@ Task<std::size_t> send_file(EventLoop& loop, Socket* sock, detail::StreamTranspo
 
 }  // namespace
 
-Task<std::size_t> EventLoop::sendfile_native(fd_t sock, int file, std::uint64_t offset, std::size_t count,
-                                             detail::StreamTransport* transport) {
-  if (const char* missing = detail::native_sendfile_missing()) throw SendfileNotAvailableError(missing);
-  for (;;) {
-    if (std::optional<std::size_t> n = detail::sendfile_some(sock, file, offset, count)) co_return *n;
-    if (transport)
-      co_await transport->sendfile_writable();
-    else
-      co_await detail::wait_ready(*this, sock, true);
-  }
-}
-
 Task<std::size_t> EventLoop::sock_sendfile(Socket& sock, int file, std::size_t offset, std::optional<std::size_t> count,
                                            bool fallback) {
-  detail::check_socket_open(sock, "sock_sendfile");
+  detail::check_sock(*this, sock, "sock_sendfile");
   if (sock.get_option(SOL_SOCKET, SO_TYPE) != SOCK_STREAM)
     throw std::invalid_argument("sock_sendfile: only SOCK_STREAM type sockets are supported");
   if (detail::socket_is_blocking(sock.fileno()))

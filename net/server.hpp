@@ -43,9 +43,20 @@ class Server : public std::enable_shared_from_this<Server> {
   // The listening sockets (empty once closed).
   const std::vector<Socket>& sockets() const noexcept { return sockets_; }
 
+  // ---- For the engines' start_accepting hooks ----
+  // Accepts on listening socket `index` whenever it is readable (add_reader),
+  // up to backlog connections a time, as asyncio's selector loop.
+  void accept_on_readiness(std::size_t index);
+  // Accepts on listening socket `index` one connection after another through
+  // sock_accept, as asyncio's proactor loop.
+  void accept_by_awaiting(std::size_t index);
+
  private:
   void start_accepting(std::size_t index);
   void accept_ready(std::size_t index);
+  // Out of descriptors or memory: report, and try again in a second.
+  void report_out_of_resources();
+  void pause_accepting(std::size_t index);
   static Task<void> accept_loop(std::weak_ptr<Server> weak, std::size_t index);
   void attach(Socket conn);
   void detach(detail::StreamTransport* client);

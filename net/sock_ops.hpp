@@ -1,5 +1,5 @@
-// Private: what the loop's sock_* coroutines share (net/sock_ops.cpp,
-// net/sendfile.cpp).
+// Private: the argument checks the loop's socket methods share
+// (net/sock_ops.cpp).
 #pragma once
 
 #include <core/event_loop.hpp>
@@ -7,11 +7,15 @@
 
 namespace aio::detail {
 
-// std::invalid_argument for an empty Socket; `method` names the caller.
-void check_socket_open(const Socket& sock, const char* method);
+// std::invalid_argument, naming `method`, for an empty Socket, and in debug
+// mode for a blocking one (asyncio's ValueError).
+void check_sock(const EventLoop& loop, const Socket& sock, const char* method);
 
-// Waits until `fd` is readable (or writable); the watch is removed however
-// the wait ends, cancellation included.
-Task<void> wait_ready(EventLoop& loop, fd_t fd, bool writable);
+// std::invalid_argument naming `method` for a port outside 0..65535.
+void check_port(int port, const char* method);
+
+// std::invalid_argument naming `method` unless `sock` is an open stream
+// socket of `family` (AF_UNSPEC: any family).
+void check_stream_socket(const Socket& sock, int family, const char* method);
 
 }  // namespace aio::detail

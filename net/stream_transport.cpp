@@ -1,5 +1,7 @@
 #include <net/stream_transport.hpp>
 
+#include <algorithm>
+#include <cstring>
 #include <stdexcept>
 #include <system_error>
 #include <utility>
@@ -67,6 +69,29 @@ bool StreamTransport::delivered(std::size_t n, std::span<char> buffer) {
     fatal_error(std::current_exception(), stream_ ? "Fatal error: protocol.data_received() call failed."
                                                   : "Fatal error: protocol.buffer_updated() call failed.");
     return false;
+  }
+}
+
+void StreamTransport::on_received(std::span<const char> data) {
+  if (lost_scheduled()) return;
+  if (data.empty()) {
+    deliver_eof();
+    return;
+  }
+  if (stream_) {
+    std::span<char> view(const_cast<char*>(data.data()), data.size());  // data_received only reads it
+    delivered(data.size(), view);
+    return;
+  }
+  // As asyncio's _feed_data_to_buffered_proto: all of it, whatever the
+  // protocol does meanwhile, unless the connection is lost.
+  while (!data.empty() && !lost_scheduled()) {
+    std::span<char> buffer = read_buffer();
+    if (buffer.empty()) return;  // get_buffer failed: already handled
+    std::size_t n = std::min(buffer.size(), data.size());
+    std::memcpy(buffer.data(), data.data(), n);
+    data = data.subspan(n);
+    if (!delivered(n, buffer)) return;
   }
 }
 

@@ -73,6 +73,10 @@ class StreamTransport : public TransportCore<Transport> {
   // span and returns the count, 0 at end of file, std::nullopt if it would block.
   template <class Recv>
   void on_readable(Recv recv);
+  // For engines that receive into their own memory (a completion's data):
+  // hands `data` to the protocol, all of it (a BufferedProtocol in as many
+  // pieces as its buffers take); empty `data` is the end of file.
+  void on_received(std::span<const char> data);
 
  private:
   void call_connection_made() override;

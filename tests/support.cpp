@@ -131,7 +131,22 @@ std::pair<aio::Socket, aio::Socket> tcp_pair(aio::EventLoop& loop) {
   return {std::move(server), std::move(client)};
 }
 
-bool loop_has_readiness(const aio::EventLoop& loop) { return loop.backend() != "iocp"; }
+bool loop_has_readiness(const aio::EventLoop& loop) {
+  return dynamic_cast<const aio::SelectorEventLoop*>(&loop) != nullptr;
+}
+
+void abortive_close(aio::Socket& sock) {
+  linger lg{};
+  lg.l_onoff = 1;
+  lg.l_linger = 0;
+#ifdef _WIN32
+  REQUIRE(setsockopt(static_cast<SOCKET>(sock.fileno()), SOL_SOCKET, SO_LINGER, reinterpret_cast<const char*>(&lg),
+                     sizeof lg) == 0);
+#else
+  REQUIRE(setsockopt(static_cast<int>(sock.fileno()), SOL_SOCKET, SO_LINGER, &lg, sizeof lg) == 0);
+#endif
+  sock.close();
+}
 
 namespace {
 

@@ -127,9 +127,13 @@ class ScopedEnv {
 // connected" and a reset looks like end of file there. Real kqueue does not.
 bool backend_consumes_socket_errors(const aio::EventLoop& loop);
 
-// False on a completion engine (the proactor): like asyncio's
-// ProactorEventLoop it has no add_reader/add_writer, so readiness tests skip.
+// False on a completion engine (a ProactorEventLoop, iocp or io_uring):
+// like asyncio's ProactorEventLoop it has no add_reader/add_writer, so
+// readiness tests skip. Decided by what the loop is, never by its name.
 bool loop_has_readiness(const aio::EventLoop& loop);
+
+// Closes `sock` with SO_LINGER {1, 0}: the peer gets a reset, not end of file.
+void abortive_close(aio::Socket& sock);
 
 // Marks the running test case as skipped on this backend, for `why`; the
 // caller returns. doctest has no run-time skip, so the case counts as passed

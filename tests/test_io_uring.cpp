@@ -109,7 +109,7 @@ TEST_CASE("io_uring: recv, wait_readable and send on a socket pair; end of strea
   drive(*proactor, [&] { return received.completions == 3; });
   CHECK(received.error == 0);
   CHECK(received.bytes == 0);
-  CHECK(proactor->pending() == 0);
+  CHECK(proactor->in_flight() == 0);
   proactor->close();
 }
 
@@ -339,7 +339,7 @@ TEST_CASE("io_uring: a completion storm larger than a 4-entry CQ loses nothing a
   proactor->wait(10'000'000);
   CHECK(std::all_of(completions.begin(), completions.end(), [](int n) { return n == 1; }));
   CHECK(proactor->overflow_seen());
-  CHECK(proactor->pending() == 0);
+  CHECK(proactor->in_flight() == 0);
   proactor->close();
 }
 
@@ -415,7 +415,7 @@ TEST_CASE("io_uring: cancel racing completion loses no byte and completes each s
   CHECK(received == sent);
   CHECK(completions >= rounds);
   MESSAGE("cancelled " << cancelled << " of " << rounds);
-  CHECK(proactor->pending() == 0);
+  CHECK(proactor->in_flight() == 0);
   proactor->close();
 }
 
@@ -471,11 +471,11 @@ TEST_CASE("io_uring: close() with 1,000 receives and accepts in flight returns a
     proactor->wait(0);
   }  // the proactor keeps them alive
   owner.reset();
-  CHECK(proactor->pending() == 1000);
+  CHECK(proactor->in_flight() == 1000);
   auto start = Clock::now();
   proactor->close();
   CHECK(Clock::now() - start < std::chrono::seconds(1));
-  CHECK(proactor->pending() == 0);
+  CHECK(proactor->in_flight() == 0);
   CHECK(ran == 0);
   CHECK(watch.expired());
   proactor.reset();

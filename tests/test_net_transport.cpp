@@ -513,24 +513,10 @@ TEST_CASE("test_net_transport: write_eof after buffered data (30)") {
 
 namespace {
 
-// Closes `sock` with SO_LINGER {1, 0}: the peer gets a reset, not end of file.
-void abortive_close(aio::Socket& sock) {
-  linger lg{};
-  lg.l_onoff = 1;
-  lg.l_linger = 0;
-#ifdef _WIN32
-  REQUIRE(setsockopt(static_cast<SOCKET>(sock.fileno()), SOL_SOCKET, SO_LINGER, reinterpret_cast<const char*>(&lg),
-                     sizeof lg) == 0);
-#else
-  REQUIRE(setsockopt(static_cast<int>(sock.fileno()), SOL_SOCKET, SO_LINGER, &lg, sizeof lg) == 0);
-#endif
-  sock.close();
-}
-
 // Whether a plain recv sees that reset as an error (Wine reports end of file).
 bool os_reports_reset(aio::EventLoop& loop) {
   auto [server, client] = tcp_pair(loop);
-  abortive_close(client);
+  test::abortive_close(client);
   try {
     test::run(loop, loop.sock_recv(server, 100), 5.0);
     return false;
@@ -550,7 +536,7 @@ TEST_CASE("test_net_transport: a reset by the peer closes quietly with the error
   test::CaptureErrors errors(*loop);
   auto [server, client] = tcp_pair(*loop);
   Conn c = wrap(*loop, std::move(server), std::move(client));
-  abortive_close(c.peer);
+  test::abortive_close(c.peer);
   test::run_until(*loop, [&] { return c.proto->lost > 0; });
   INFO("callbacks: ", join(c.proto->events));
   REQUIRE(c.proto->error);
@@ -577,7 +563,7 @@ TEST_CASE("test_net_transport: a peer reset mid-write loses the connection once,
   CHECK(c.proto->paused == 1);
   spin(*loop, 0.01);
   CHECK(c.proto->lost == 0);
-  abortive_close(c.peer);
+  test::abortive_close(c.peer);
   test::run_until(*loop, [&] { return c.proto->lost > 0; });
   INFO("callbacks: ", join(c.proto->events));
   if (c.proto->error) {

@@ -1,41 +1,73 @@
-// What only the proactor engine has (issue 4): no readiness API, operations
-// that outlive cancel and close, its own wait count. Each case returns at
-// once on a selector backend; the behaviour suite covers the rest.
+// What only a completion engine has (every ProactorEventLoop: iocp, io_uring):
+// no readiness API, operations that outlive cancel and close, its own wait
+// count. Each case returns at once on a selector backend; the behaviour suite
+// covers the rest.
 #include "support.hpp"
 
-#ifdef _WIN32
-#include <backends/iocp_proactor.hpp>
 #include <backends/proactor_event_loop.hpp>
+#include <backends/registry.hpp>
+
+#ifdef _WIN32
+#include <winsock2.h>
+#else
+#include <sys/socket.h>
 #endif
 
+#include <chrono>
 #include <memory>
 #include <string>
+#include <thread>
 
-#ifdef _WIN32
 namespace {
 
-aio::IocpProactor& iocp(aio::EventLoop& loop) {
-  return static_cast<aio::IocpProactor&>(static_cast<aio::ProactorEventLoop&>(loop).proactor());
-}
+aio::Proactor& proactor(aio::EventLoop& loop) { return static_cast<aio::ProactorEventLoop&>(loop).proactor(); }
 
-// Wraps an IocpProactor and counts its waits (timers only: the sock_*
-// coroutines need the IocpProactor itself).
+// Wraps the backend's Proactor and counts its waits.
 class CountingProactor final : public aio::Proactor {
  public:
-  std::string_view name() const noexcept override { return inner_.name(); }
-  void associate(aio::fd_t sock) override { inner_.associate(sock); }
-  void cancel(aio::ProactorOperation& op) noexcept override { inner_.cancel(op); }
+  explicit CountingProactor(std::unique_ptr<aio::Proactor> inner) : inner_(std::move(inner)) {}
+  std::string_view name() const noexcept override { return inner_->name(); }
+  std::shared_ptr<aio::ProactorOperation> make_operation() override { return inner_->make_operation(); }
+  void recv(aio::ProactorOperation& op, aio::fd_t sock, std::size_t max) override { inner_->recv(op, sock, max); }
+  void wait_readable(aio::ProactorOperation& op, aio::fd_t sock) override { inner_->wait_readable(op, sock); }
+  void send(aio::ProactorOperation& op, aio::fd_t sock) override { inner_->send(op, sock); }
+  void recvfrom(aio::ProactorOperation& op, aio::fd_t sock) override { inner_->recvfrom(op, sock); }
+  void sendto(aio::ProactorOperation& op, aio::fd_t sock, const aio::SocketAddress* to) override {
+    inner_->sendto(op, sock, to);
+  }
+  void accept(aio::ProactorOperation& op, aio::fd_t listener) override { inner_->accept(op, listener); }
+  void connect(aio::ProactorOperation& op, aio::fd_t sock, const aio::SocketAddress& to) override {
+    inner_->connect(op, sock, to);
+  }
+  void sendfile(aio::ProactorOperation& op, aio::fd_t sock, int file, std::uint64_t offset,
+                std::size_t count) override {
+    inner_->sendfile(op, sock, file, offset, count);
+  }
+  void read(aio::ProactorOperation& op, aio::fd_t handle) override { inner_->read(op, handle); }
+  void write(aio::ProactorOperation& op, aio::fd_t handle) override { inner_->write(op, handle); }
+  void wait_handle(aio::ProactorOperation& op, aio::fd_t handle) override { inner_->wait_handle(op, handle); }
+  bool is_cancelled(const aio::ProactorOperation& op) const noexcept override { return inner_->is_cancelled(op); }
+  void cancel(aio::ProactorOperation& op) noexcept override { inner_->cancel(op); }
+  void cancel_all(aio::fd_t fd) noexcept override { inner_->cancel_all(fd); }
   void wait(std::int64_t timeout_ns) override {
     ++*waits;
-    inner_.wait(timeout_ns);
+    inner_->wait(timeout_ns);
   }
-  void wakeup() noexcept override { inner_.wakeup(); }
-  void close() noexcept override { inner_.close(); }
+  void wakeup() noexcept override { inner_->wakeup(); }
+  void close() noexcept override { inner_->close(); }
+  std::size_t in_flight() const noexcept override { return inner_->in_flight(); }
   std::shared_ptr<int> waits = std::make_shared<int>(0);
 
  private:
-  aio::IocpProactor inner_;
+  std::unique_ptr<aio::Proactor> inner_;
 };
+
+aio::Socket listening_socket() {
+  auto listener = aio::Socket::create(AF_INET, SOCK_STREAM);
+  listener.bind(aio::SocketAddress::parse("127.0.0.1", 0));
+  listener.listen(8);
+  return listener;
+}
 
 }  // namespace
 
@@ -51,11 +83,12 @@ TEST_CASE("proactor: add_reader and add_writer raise NotImplementedError; remove
 }
 
 TEST_CASE("proactor: no busy spin for sub-resolution delays (1e-2 ... 1e-10 s)") {
+  std::string name(test::make_loop()->backend());
   if (test::loop_has_readiness(*test::make_loop())) return test::skip(test::proactor_only);
   for (double delay = 1e-2; delay > 1e-11; delay /= 10) {
-    auto proactor = std::make_unique<CountingProactor>();
-    auto waits = proactor->waits;
-    aio::ProactorEventLoop loop(std::move(proactor));
+    auto counting = std::make_unique<CountingProactor>(aio::detail::make_proactor(name));
+    auto waits = counting->waits;
+    aio::ProactorEventLoop loop(std::move(counting));
     bool fired = false;
     loop.call_later(delay, [&] {
       fired = true;
@@ -69,13 +102,11 @@ TEST_CASE("proactor: no busy spin for sub-resolution delays (1e-2 ... 1e-10 s)")
   }
 }
 
-TEST_CASE("proactor: close() with WSARecv and AcceptEx pending waits for them; the sockets stay usable") {
+TEST_CASE("proactor: close() with a receive and an accept in flight waits for them; the sockets stay usable") {
   auto loop = test::make_loop();
   if (test::loop_has_readiness(*loop)) return test::skip(test::proactor_only);
   auto [a, b] = aio::Socket::socketpair();
-  auto listener = aio::Socket::create(AF_INET, SOCK_STREAM);
-  listener.bind(aio::SocketAddress::parse("127.0.0.1", 0));
-  listener.listen(8);
+  auto listener = listening_socket();
   test::CaptureErrors errors(*loop);
   {
     auto recv = loop->create_task(loop->sock_recv(b, 10));
@@ -83,44 +114,40 @@ TEST_CASE("proactor: close() with WSARecv and AcceptEx pending waits for them; t
     test::run(*loop, aio::sleep(0.02));
     CHECK_FALSE(recv.done());
     CHECK_FALSE(accept.done());
-    CHECK(iocp(*loop).pending() == 2);
-    loop->close();  // cancels both and waits for their completion packets
-    CHECK(iocp(*loop).pending() == 0);
+    CHECK(proactor(*loop).in_flight() == 2);
+    loop->close();  // cancels both and waits for their completions
+    CHECK(proactor(*loop).in_flight() == 0);
   }
   // Both tasks were still pending when they went, as asyncio reports too.
   REQUIRE(errors.contexts.size() == 2);
   for (const auto& context : errors.contexts) CHECK(context.message == "Task was destroyed but it is pending!");
-  // Not overlapped any more, but the same sockets: nothing was left pending.
+  // The same sockets, with nothing left in flight on them.
   CHECK(a.try_send("x", 1) == 1u);
   char byte = 0;
-  for (int i = 0; i < 200 && !b.try_recv(&byte, 1); ++i) Sleep(5);
+  for (int i = 0; i < 200 && !b.try_recv(&byte, 1); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
   CHECK(byte == 'x');
 }
 
-TEST_CASE("proactor: cancelling ConnectEx waits for it; nothing stays pending") {
+TEST_CASE("proactor: cancelling a connect waits for it; nothing stays in flight") {
   auto loop = test::make_loop();
   if (test::loop_has_readiness(*loop)) return test::skip(test::proactor_only);
-  auto listener = aio::Socket::create(AF_INET, SOCK_STREAM);
-  listener.bind(aio::SocketAddress::parse("127.0.0.1", 0));
-  listener.listen(8);
+  auto listener = listening_socket();
   auto address = listener.getsockname();
   auto main = [&]() -> aio::Task<void> {
     auto client = aio::Socket::create(AF_INET, SOCK_STREAM);
     auto connecting = loop->create_task(loop->sock_connect(client, address));
-    co_await aio::sleep(0);  // ConnectEx started
+    co_await aio::sleep(0);  // the connect started
     connecting.cancel();
     // Either the cancel won (CancelledError) or the connection did first;
-    // both leave no operation pending.
+    // both leave no operation in flight.
     try {
       co_await connecting;
     } catch (const aio::CancelledError&) {
     }
-    CHECK(iocp(*loop).pending() == 0);
+    CHECK(proactor(*loop).in_flight() == 0);
     // A fresh socket connects and talks afterwards (to a second listener:
     // the first may hold the connection the cancel lost the race to).
-    auto listener2 = aio::Socket::create(AF_INET, SOCK_STREAM);
-    listener2.bind(aio::SocketAddress::parse("127.0.0.1", 0));
-    listener2.listen(8);
+    auto listener2 = listening_socket();
     auto again = aio::Socket::create(AF_INET, SOCK_STREAM);
     auto accepting = loop->create_task(loop->sock_accept(listener2));
     co_await loop->sock_connect(again, listener2.getsockname());
@@ -132,7 +159,7 @@ TEST_CASE("proactor: cancelling ConnectEx waits for it; nothing stays pending") 
   loop->close();
 }
 
-TEST_CASE("proactor: a task destroyed with its WSARecv pending frees nothing the OS still writes") {
+TEST_CASE("proactor: a task destroyed with its receive in flight frees nothing the OS still writes") {
   auto loop = test::make_loop();
   if (test::loop_has_readiness(*loop)) return test::skip(test::proactor_only);
   auto [a, b] = aio::Socket::socketpair();
@@ -140,12 +167,13 @@ TEST_CASE("proactor: a task destroyed with its WSARecv pending frees nothing the
     auto recv = loop->create_task(loop->sock_recv(b, 1 << 16));
     test::run(*loop, aio::sleep(0.01));
     recv.cancel();
-  }  // the operation owns its buffer; the completion arrives later
+  }  // the operation is the proactor's until it completes
   test::run(*loop, aio::sleep(0.02));
-  CHECK(iocp(*loop).pending() == 0);
+  CHECK(proactor(*loop).in_flight() == 0);
   loop->close();
 }
-TEST_CASE("proactor: a peer reset during WSASend fails sock_sendall with a system_error; nothing stays pending") {
+
+TEST_CASE("proactor: a peer reset during a send fails sock_sendall with a system_error; nothing stays in flight") {
   auto loop = test::make_loop();
   if (test::loop_has_readiness(*loop)) return test::skip(test::proactor_only);
   auto [a, b] = aio::Socket::socketpair();
@@ -153,10 +181,7 @@ TEST_CASE("proactor: a peer reset during WSASend fails sock_sendall with a syste
     // Far more than the socket buffers hold: the send is still in flight.
     auto sending = loop->create_task(loop->sock_sendall(a, std::string(64 << 20, 'x')));
     co_await aio::sleep(0.05);
-    linger abortive{1, 0};
-    setsockopt(static_cast<SOCKET>(b.fileno()), SOL_SOCKET, SO_LINGER, reinterpret_cast<const char*>(&abortive),
-               sizeof(abortive));
-    b.close();
+    test::abortive_close(b);
     bool failed = false;
     try {
       co_await aio::wait_for(sending, 10.0);
@@ -164,9 +189,8 @@ TEST_CASE("proactor: a peer reset during WSASend fails sock_sendall with a syste
       failed = true;
     }
     CHECK(failed);
-    CHECK(iocp(*loop).pending() == 0);
+    CHECK(proactor(*loop).in_flight() == 0);
   };
   test::run(*loop, main(), 20.0);
   loop->close();
 }
-#endif  // _WIN32

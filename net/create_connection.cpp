@@ -1,0 +1,98 @@
+// The loop's create_connection, create_unix_connection and
+// connect_accepted_socket: a connected stream socket wrapped in the engine's
+// transport (EventLoop::make_socket_transport).
+#include <core/tasks.hpp>
+#include <net/dns.hpp>
+#include <net/happy_eyeballs.hpp>
+#include <net/loop_access.hpp>
+#include <net/sock_ops.hpp>
+
+#ifdef _WIN32
+#include <winsock2.h>
+#include <ws2tcpip.h>
+#else
+#include <sys/socket.h>
+#endif
+
+#include <cmath>
+#include <stdexcept>
+#include <system_error>
+
+namespace aio {
+
+Task<std::pair<std::shared_ptr<Transport>, std::shared_ptr<BaseProtocol>>> EventLoop::connect_accepted_socket(
+    ProtocolFactory factory, Socket sock) {
+  detail::check_stream_socket(sock, AF_UNSPEC, "connect_accepted_socket");
+  if (!factory) throw std::invalid_argument("connect_accepted_socket: the protocol factory is empty");
+  std::shared_ptr<BaseProtocol> protocol = factory();
+  if (!protocol) throw std::invalid_argument("connect_accepted_socket: the protocol factory returned null");
+  auto transport = detail::LoopAccess::make_socket_transport(*this, std::move(sock), protocol);
+  Future<void> made = create_future<void>();
+  transport->start([made]() mutable {
+    if (!made.done()) made.set_result();
+  });
+  co_await made;
+  co_return std::pair<std::shared_ptr<Transport>, std::shared_ptr<BaseProtocol>>{transport, protocol};
+}
+
+Task<std::pair<std::shared_ptr<Transport>, std::shared_ptr<BaseProtocol>>> EventLoop::create_unix_connection(
+    ProtocolFactory factory, std::string path) {
+  SocketAddress address = SocketAddress::unix_path(path);  // validates the path
+  if (!factory) throw std::invalid_argument("create_unix_connection: the protocol factory is empty");
+  Socket sock = Socket::create(AF_UNIX, SOCK_STREAM);
+  co_await sock_connect(sock, address);
+  co_return co_await connect_accepted_socket(std::move(factory), std::move(sock));
+}
+
+Task<std::pair<std::shared_ptr<Transport>, std::shared_ptr<BaseProtocol>>> EventLoop::create_unix_connection(
+    ProtocolFactory factory, Socket sock) {
+  detail::check_stream_socket(sock, AF_UNIX, "create_unix_connection");
+  return connect_accepted_socket(std::move(factory), std::move(sock));
+}
+
+Task<std::pair<std::shared_ptr<Transport>, std::shared_ptr<BaseProtocol>>> EventLoop::create_connection(
+    ProtocolFactory factory, Socket sock) {
+  return connect_accepted_socket(std::move(factory), std::move(sock));
+}
+
+Task<std::pair<std::shared_ptr<Transport>, std::shared_ptr<BaseProtocol>>> EventLoop::create_connection(
+    ProtocolFactory factory, std::string host, int port, ConnectOptions options) {
+  detail::check_port(port, "create_connection");
+  if (!factory) throw std::invalid_argument("create_connection: the protocol factory is empty");
+  if (options.happy_eyeballs_delay &&
+      !(*options.happy_eyeballs_delay >= 0 && std::isfinite(*options.happy_eyeballs_delay)))
+    throw std::invalid_argument(
+        "create_connection: happy_eyeballs_delay must be a finite number of seconds >= 0, got " +
+        std::to_string(*options.happy_eyeballs_delay));
+  if (options.interleave && *options.interleave < 0)
+    throw std::invalid_argument("create_connection: interleave must be >= 0, got " +
+                                std::to_string(*options.interleave));
+  auto infos = co_await getaddrinfo(host, port, options.family, SOCK_STREAM, options.proto, options.flags);
+  int interleave = options.interleave.value_or(options.happy_eyeballs_delay ? 1 : 0);
+  infos = detail::interleave_addrinfos(std::move(infos), interleave);
+  std::vector<std::exception_ptr> errors;
+  Socket sock = co_await detail::connect_staggered(*this, std::move(infos), options.local_addr,
+                                                   options.happy_eyeballs_delay, errors);
+  if (sock) co_return co_await connect_accepted_socket(std::move(factory), std::move(sock));
+  if (errors.empty())
+    throw std::system_error(std::make_error_code(std::errc::address_not_available),
+                            "create_connection: no address for '" + host + "'");
+  if (options.all_errors) throw ConnectionErrors("create_connection: every attempt failed", errors);
+  // One error, or all alike: that one; else one naming them all.
+  std::string combined;
+  std::error_code first_code;
+  bool alike = true;
+  for (const std::exception_ptr& error : errors) {
+    try {
+      std::rethrow_exception(error);
+    } catch (const std::system_error& e) {
+      if (combined.empty()) first_code = e.code();
+      alike = alike && e.code() == first_code;
+      combined += (combined.empty() ? "" : ", ") + std::string(e.what());
+    }
+  }
+  if (alike) std::rethrow_exception(errors.front());
+  throw std::system_error(first_code, "Multiple exceptions: " + combined);
+}
+
+}  // namespace aio
