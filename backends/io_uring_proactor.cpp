@@ -40,9 +40,11 @@ constexpr std::uint64_t wake_tag = 1;
 constexpr std::uint64_t generation_mask = 15;
 
 // recv's provided-buffer ring (kernel 5.19): received data lands in one of
-// these only once it arrives, so an idle connection pins no memory.
-constexpr unsigned buffer_count = 32;
-constexpr unsigned buffer_size = 64 * 1024;
+// these only once it arrives, so an idle connection pins no memory. As large
+// as the proactor transports' reads (256 KiB, asyncio's); their pages are
+// touched only as the kernel fills them.
+constexpr unsigned buffer_count = 16;
+constexpr unsigned buffer_size = 256 * 1024;
 constexpr unsigned buffer_group = 0;
 constexpr unsigned reap_batch = 256;
 
@@ -105,12 +107,12 @@ struct IoUringProactor::Impl {
   bool closing = false;
   bool overflow_seen = false;
   const char* mode = "plain";
-  detail::Waker waker;
+  std::unique_ptr<detail::Waker> waker = std::make_unique<detail::Waker>();
   std::atomic<bool> wake_pending{false};
   bool wake_armed = false;
   io_uring_buf_ring* buf_ring = nullptr;
   std::unique_ptr<char[]> buffers;
-  std::unique_ptr<char[]> scratch = std::make_unique<char[]>(buffer_size);
+  std::unique_ptr<char[]> scratch{new char[buffer_size]};
   Op* head = nullptr;
   std::size_t in_flight = 0;
   Op* backlog_head = nullptr;
@@ -212,7 +214,7 @@ struct IoUringProactor::Impl {
     if (!sqe) return;  // retried by the next wait()
     // Multishot (5.13): one request serves every wakeup. A poll rather than
     // a READ: an eventfd without FMODE_NOWAIT would pin an io-wq worker.
-    io_uring_prep_poll_multishot(sqe, static_cast<int>(waker.read_fd()), POLLIN);
+    io_uring_prep_poll_multishot(sqe, static_cast<int>(waker->read_fd()), POLLIN);
     io_uring_sqe_set_data64(sqe, wake_tag);
     wake_armed = true;
   }
@@ -319,7 +321,7 @@ struct IoUringProactor::Impl {
   void handle(const Completion& c) {
     if (c.user_data == ignored) return;  // cancels: -ENOENT/-EALREADY are normal outcomes
     if (c.user_data == wake_tag) {
-      waker.drain();
+      waker->drain();
       wake_pending.store(false, std::memory_order_release);
       if (!(c.flags & IORING_CQE_F_MORE)) {
         wake_armed = false;
@@ -493,7 +495,7 @@ IoUringProactor::IoUringProactor(Options options) : impl_(std::make_unique<Impl>
     reg.ring_entries = buffer_count;
     reg.bgid = buffer_group;
     if (io_uring_register_buf_ring(&s.ring, &reg, 0) == 0) {
-      s.buffers = std::make_unique<char[]>(std::size_t{buffer_count} * buffer_size);
+      s.buffers.reset(new char[std::size_t{buffer_count} * buffer_size]);  // not zeroed: untouched pages
       for (unsigned i = 0; i < buffer_count; ++i) s.return_buffer(i);
     } else {
       std::free(ring_memory);
@@ -660,7 +662,8 @@ void IoUringProactor::wait(std::int64_t timeout_ns) {
 void IoUringProactor::wakeup() noexcept {
   // One eventfd write while one is pending (contract 94: no other thread
   // touches the SQ).
-  if (!impl_->wake_pending.exchange(true, std::memory_order_acq_rel)) impl_->waker.wake();
+  detail::Waker* waker = impl_->waker.get();
+  if (waker && !impl_->wake_pending.exchange(true, std::memory_order_acq_rel)) waker->wake();
 }
 
 void IoUringProactor::close() noexcept {
@@ -725,6 +728,7 @@ void IoUringProactor::close() noexcept {
   }
   io_uring_queue_exit(&s.ring);
   s.ring_ok = false;
+  s.waker.reset();  // as the selector loop's: no wakeup() after close()
 }
 
 std::size_t IoUringProactor::in_flight() const noexcept { return impl_->in_flight; }
