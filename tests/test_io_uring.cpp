@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -246,6 +247,40 @@ TEST_CASE("io_uring: read and write on a pipe; a closed pipe gives EPIPE, not SI
   CHECK(in.bytes == 0);
   ::close(fds[0]);
   proactor->close();
+}
+
+TEST_CASE("io_uring: a read on an idle pty master blocks neither the wait nor close()") {
+  // Contract 96: a tty lacks FMODE_NOWAIT on some kernels; a blocking read
+  // of it must not stall io_uring_enter or pin an uncancellable worker.
+  auto proactor = make_proactor();
+  if (!proactor) return;
+  int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+  REQUIRE(master >= 0);
+  REQUIRE(grantpt(master) == 0);
+  REQUIRE(unlockpt(master) == 0);
+  int slave = open(ptsname(master), O_RDWR | O_NOCTTY | O_CLOEXEC);
+  REQUIRE(slave >= 0);
+  Recorder r;
+  Op read = make_op(*proactor, r);
+  read->buffer.resize(64);
+  proactor->read(*read, master);
+  for (int i = 0; i < 3; ++i) {
+    auto start = Clock::now();
+    proactor->wait(10'000'000);
+    CHECK(Clock::now() - start < std::chrono::milliseconds(500));
+  }
+  CHECK(r.completions == 0);
+  REQUIRE(::write(slave, "tty\n", 4) == 4);
+  drive(*proactor, [&] { return r.completions == 1; });
+  CHECK(r.error == 0);
+  CHECK(read->buffer.substr(0, 3) == "tty");
+  proactor->read(*read, master);  // idle again, then closed
+  proactor->wait(0);
+  auto start = Clock::now();
+  proactor->close();
+  CHECK(Clock::now() - start < std::chrono::milliseconds(100));
+  ::close(slave);
+  ::close(master);
 }
 
 TEST_CASE("io_uring: wait_handle completes when a child's pidfd becomes readable") {
