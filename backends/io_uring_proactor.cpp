@@ -219,8 +219,8 @@ struct IoUringProactor::Impl {
     wake_armed = true;
   }
 
-  // Arms what waited for an SQE. Runs no callback: an operation whose
-  // cancel arrived meanwhile completes from the reap that follows.
+  // Arms what waited for an SQE (and cancels it right after if a cancel
+  // came meanwhile), or sends a cancel that waited.
   void flush_backlog() {
     Op* op = std::exchange(backlog_head, nullptr);
     backlog_tail = nullptr;
@@ -229,8 +229,12 @@ struct IoUringProactor::Impl {
       op->queued = false;
       if (std::exchange(op->cancel_queued, false))
         send_cancel(*op);
-      else
+      else if (closing)
+        finish(*op, ECANCELED, 0);  // never reached the kernel; runs no callback
+      else {
         arm(*op);
+        if (op->cancel_requested && !op->queued) send_cancel(*op);
+      }
       op = next;
     }
   }
@@ -622,7 +626,7 @@ void IoUringProactor::cancel(ProactorOperation& base) noexcept {
   auto& op = static_cast<Op&>(base);
   if (!op.in_flight() || op.cancel_requested || !impl_->ring_ok) return;
   op.cancel_requested = true;
-  // Not in the kernel yet: flush_backlog() arms it and the cancel follows.
+  // Not in the kernel yet: flush_backlog() sends the cancel after arming it.
   if (op.queued) {
     op.cancel_queued = false;
     return;
@@ -693,18 +697,7 @@ void IoUringProactor::close() noexcept {
       auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
       std::exception_ptr ignore;
       while ((s.head || s.wake_armed) && std::chrono::steady_clock::now() < deadline) {
-        // What is still queued for an SQE: a start completes cancelled at
-        // once, a cancel goes out.
-        for (Op* op = std::exchange(s.backlog_head, nullptr); op;) {
-          Op* next = std::exchange(op->backlog_next, nullptr);
-          op->queued = false;
-          if (std::exchange(op->cancel_queued, false))
-            s.send_cancel(*op);
-          else
-            s.finish(*op, ECANCELED, 0);
-          op = next;
-        }
-        s.backlog_tail = nullptr;
+        s.flush_backlog();
         int error = 0;
         if (!s.enter(100'000'000, &error)) break;
         s.reap(ignore);
