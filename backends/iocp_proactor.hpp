@@ -1,52 +1,15 @@
-// IocpProactor: the Proactor over a Windows I/O completion port.
+// IocpProactor: the Proactor over a Windows I/O completion port. Its OS
+// types stay in iocp_proactor.cpp, so this header brings in no windows.h.
 #pragma once
 
 #ifdef _WIN32
 
 #include <backends/proactor.hpp>
 
-// winsock2.h first: windows.h alone pulls in the old winsock.h.
-#include <winsock2.h>
-
-#include <windows.h>
-
-#include <atomic>
 #include <memory>
 #include <string>
-#include <unordered_map>
-#include <vector>
 
 namespace aio {
-
-// One overlapped operation on one socket (or, with `socket` false, a pipe or
-// file handle): its OVERLAPPED and every buffer the OS reads or writes until
-// the completion packet arrives.
-class IocpOperation final : public ProactorOperation {
- public:
-  explicit IocpOperation(fd_t handle, bool socket = true) noexcept : sock_(handle), socket_(socket) {}
-  ~IocpOperation() override;
-  IocpOperation(const IocpOperation&) = delete;
-  IocpOperation& operator=(const IocpOperation&) = delete;
-
-  OVERLAPPED* overlapped() noexcept { return &overlapped_; }
-  fd_t socket() const noexcept { return sock_; }
-  bool on_socket() const noexcept { return socket_; }
-
-  // Data to send, or room to receive into.
-  std::string buffer;
-  WSABUF wsabuf{};
-  DWORD flags = 0;
-  // A peer or target address, and its length (WSARecvFrom writes it).
-  alignas(8) char address[2 * (sizeof(SOCKADDR_STORAGE) + 16)] = {};
-  int address_len = 0;
-  // AcceptEx: the socket being accepted, closed here unless taken.
-  SOCKET accepted = INVALID_SOCKET;
-
- private:
-  OVERLAPPED overlapped_{};
-  fd_t sock_;
-  bool socket_;
-};
 
 class IocpProactor final : public Proactor {
  public:
@@ -54,30 +17,53 @@ class IocpProactor final : public Proactor {
   ~IocpProactor() override;
 
   std::string_view name() const noexcept override { return "iocp"; }
-  void associate(fd_t sock) override;
+  std::shared_ptr<ProactorOperation> make_operation() override;
+
+  // recv is a zero-byte WSARecv (it pins no buffer while it waits, as
+  // libuv reads TCP on Windows), then a non-blocking recv into the
+  // proactor's own buffer; wait_readable is the zero-byte WSARecv alone.
+  void recv(ProactorOperation& op, fd_t sock, std::size_t max) override;
+  void wait_readable(ProactorOperation& op, fd_t sock) override;
+  void send(ProactorOperation& op, fd_t sock) override;
+  void recvfrom(ProactorOperation& op, fd_t sock) override;
+  void sendto(ProactorOperation& op, fd_t sock, const SocketAddress* to) override;
+  void accept(ProactorOperation& op, fd_t listener) override;
+  void connect(ProactorOperation& op, fd_t sock, const SocketAddress& to) override;
+  // TransmitFile, at most 1 MiB per operation.
+  void sendfile(ProactorOperation& op, fd_t sock, int file, std::uint64_t offset, std::size_t count) override;
+  // ReadFile / WriteFile on an overlapped handle; a closed other end
+  // (ERROR_BROKEN_PIPE and its kin) is the end of file.
+  void read(ProactorOperation& op, fd_t handle) override;
+  void write(ProactorOperation& op, fd_t handle) override;
+  // RegisterWaitForSingleObject, whose callback posts the completion.
+  void wait_handle(ProactorOperation& op, fd_t handle) override;
+
+  bool is_cancelled(const ProactorOperation& op) const noexcept override;
   void cancel(ProactorOperation& op) noexcept override;
+  void cancel_all(fd_t fd) noexcept override;
   void wait(std::int64_t timeout_ns) override;
   void wakeup() noexcept override;
   void close() noexcept override;
+  std::size_t in_flight() const noexcept override;
 
-  // Keeps `op` alive until its completion packet arrives: call it once the
-  // overlapped call returned success or WSA_IO_PENDING (both queue a packet).
-  void started(std::shared_ptr<IocpOperation> op);
-  std::size_t pending() const noexcept { return pending_.size(); }
+  // Windows only (named pipes): waits for a client on a server instance of
+  // a named pipe (ConnectNamedPipe); completes with success if one had
+  // connected already.
+  void connect_pipe(ProactorOperation& op, fd_t pipe);
+
+  struct Impl;
 
  private:
-  struct HandleCloser {
-    void operator()(HANDLE h) const noexcept { CloseHandle(h); }
-  };
-  using UniqueHandle = std::unique_ptr<void, HandleCloser>;
+  // After the overlapped call: throws std::system_error naming `what`
+  // unless a completion packet will come (success, or pending); then the
+  // operation is in flight.
+  void launch(ProactorOperation& op, bool ok, const std::string& what);
+  // A completion without I/O (a result known at once), delivered from wait().
+  void post(ProactorOperation& op, int error, unsigned long bytes);
+  // Dequeues one batch, running completions if `run`; false on timeout.
+  bool dequeue(unsigned long timeout_ms, bool run);
 
-  // Dequeues one batch; false on timeout.
-  bool dequeue(DWORD timeout_ms, bool run_callbacks);
-
-  UniqueHandle port_;
-  std::unordered_map<OVERLAPPED*, std::shared_ptr<IocpOperation>> pending_;
-  std::vector<OVERLAPPED_ENTRY> entries_;
-  std::atomic<bool> wake_posted_{false};
+  std::unique_ptr<Impl> impl_;
 };
 
 }  // namespace aio

@@ -157,13 +157,7 @@ class ProactorSocketTransport final : public ProactorStreamTransport {
   std::any get_extra_info(std::string_view name) const override { return info_.get(name, sock_); }
 
  private:
-  void engine_shutdown_write() override {
-    try {
-      sock_.shutdown_write();
-    } catch (const std::system_error&) {
-      fatal_error(std::current_exception(), "Fatal error on shutdown of the write side");
-    }
-  }
+  void engine_shutdown_write() override { shutdown_socket_write(sock_); }
   void close_handle() noexcept override { sock_.close(); }
 
   Socket sock_;

@@ -48,13 +48,7 @@ class SelectorSocketTransport final : public detail::StreamTransport {
     watch_.start_writing([this, self = shared_from_this()] { on_writable(); });
   }
   void engine_stop_writing() override { watch_.stop_writing(); }
-  void engine_shutdown_write() override {
-    try {
-      sock_.shutdown_write();
-    } catch (const std::system_error&) {
-      fatal_error(std::current_exception(), "Fatal error on shutdown of the write side");
-    }
-  }
+  void engine_shutdown_write() override { shutdown_socket_write(sock_); }
   void engine_close() noexcept override {
     watch_.stop();
     sock_.close();

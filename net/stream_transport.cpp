@@ -72,6 +72,14 @@ bool StreamTransport::delivered(std::size_t n, std::span<char> buffer) {
   }
 }
 
+void StreamTransport::shutdown_socket_write(Socket& sock) {
+  try {
+    sock.shutdown_write();
+  } catch (const std::system_error&) {
+    fatal_error(std::current_exception(), "Fatal error on shutdown of the write side");
+  }
+}
+
 void StreamTransport::on_received(std::span<const char> data) {
   if (lost_scheduled()) return;
   if (data.empty()) {

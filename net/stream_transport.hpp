@@ -6,6 +6,7 @@
 #pragma once
 
 #include <core/event_loop.hpp>
+#include <net/socket.hpp>
 #include <net/transport_core.hpp>
 #include <net/transports.hpp>
 
@@ -73,6 +74,9 @@ class StreamTransport : public TransportCore<Transport> {
   // span and returns the count, 0 at end of file, std::nullopt if it would block.
   template <class Recv>
   void on_readable(Recv recv);
+  // engine_shutdown_write() of a socket transport: shutdown(SHUT_WR), a
+  // failure being a fatal error.
+  void shutdown_socket_write(Socket& sock);
   // For engines that receive into their own memory (a completion's data):
   // hands `data` to the protocol, all of it (a BufferedProtocol in as many
   // pieces as its buffers take); empty `data` is the end of file.

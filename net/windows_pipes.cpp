@@ -1,16 +1,11 @@
-// Named pipes on the proactor loop (asyncio's start_serving_pipe and
-// create_pipe_connection): overlapped ConnectNamedPipe, ReadFile and
-// WriteFile on the loop's completion port, and a stream transport whose
-// buffer, flow control and close states are detail::StreamTransport's.
-//
-// A pipe has no zero-byte read that waits for data, so each ReadFile has a
-// buffer of its own; what it brought is handed to the protocol (in as many
-// pieces as a BufferedProtocol's buffers need), and the next ReadFile is
-// posted once the protocol has taken all of it.
+// Named pipes on the Windows loop (asyncio's start_serving_pipe and
+// create_pipe_connection): an overlapped ConnectNamedPipe on the loop's
+// IocpProactor, and the proactor stream transport over the pipe handle (its
+// reads and writes are the proactor's read and write operations).
 #include <backends/syscall.hpp>
+#include <backends/windows_event_loop.hpp>
 #include <core/errors.hpp>
 #include <core/tasks.hpp>
-#include <net/iocp_operation.hpp>
 #include <net/proactor_stream_transport.hpp>
 #include <net/protocols.hpp>
 
@@ -27,8 +22,7 @@ namespace aio {
 namespace {
 
 constexpr std::string_view pipe_prefix = R"(\\.\pipe\)";
-// Per ReadFile, and the pipe's buffer sizes (asyncio uses 8 KiB for both).
-constexpr DWORD read_size = 64 * 1024;
+// The pipe's buffer sizes (asyncio uses 8 KiB for both).
 constexpr DWORD pipe_buffer = 64 * 1024;
 
 struct HandleCloser {
@@ -60,19 +54,13 @@ std::shared_ptr<BaseProtocol> make_protocol(const ProtocolFactory& factory, cons
   return protocol;
 }
 
-// The other end closed (or never was): end of file for a reader.
-bool is_pipe_eof(std::uint32_t error) noexcept {
-  return error == ERROR_BROKEN_PIPE || error == ERROR_PIPE_NOT_CONNECTED || error == ERROR_NO_DATA;
-}
-
 class PipeTransport final : public detail::ProactorStreamTransport {
  public:
-  PipeTransport(ProactorEventLoop& loop, UniqueHandle pipe, std::string address, std::shared_ptr<BaseProtocol> protocol)
-      : ProactorStreamTransport(loop, std::move(protocol), "Fatal write error on pipe transport"),
+  PipeTransport(WindowsProactorEventLoop& loop, UniqueHandle pipe, std::string address,
+                std::shared_ptr<BaseProtocol> protocol)
+      : ProactorStreamTransport(loop, std::move(protocol), as_fd(pipe.get()), false, "pipe " + address),
         pipe_(std::move(pipe)),
-        address_(std::move(address)) {
-    proactor_.associate(as_fd(pipe_.get()));
-  }
+        address_(std::move(address)) {}
 
   std::any get_extra_info(std::string_view name) const override {
     if (name == "pipe" && pipe_) return as_fd(pipe_.get());
@@ -85,90 +73,17 @@ class PipeTransport final : public detail::ProactorStreamTransport {
   }
 
  private:
-  void engine_start_reading() override {
-    reading_ = true;
-    deliver();
-    if (!read_op_ && !closed_ && data_.empty() && !eof_) post_read();
-  }
-  void engine_stop_reading() override { reading_ = false; }
-
   void engine_shutdown_write() override {}  // never called: write_eof() throws
-  void engine_close() noexcept override {
-    closed_ = true;
-    // The operations own their buffers and keep this transport alive until
-    // their packets arrive.
-    CancelIoEx(pipe_.get(), nullptr);
-    pipe_.reset();
-  }
-
-  void post_read() {
-    auto op = std::make_shared<IocpOperation>(as_fd(pipe_.get()), false);
-    op->buffer.resize(read_size);
-    if (!ReadFile(pipe_.get(), op->buffer.data(), read_size, nullptr, op->overlapped())) {
-      DWORD err = GetLastError();
-      if (err != ERROR_IO_PENDING) {
-        read_done(err, 0, *op);
-        return;
-      }
-    }
-    op->on_complete = [this, self = shared_from_this()](ProactorOperation& done) {
-      read_op_.reset();
-      if (closed_) return;
-      read_done(done.error, done.bytes, static_cast<IocpOperation&>(done));
-    };
-    read_op_ = op;
-    proactor_.started(std::move(op));
-  }
-
-  void read_done(std::uint32_t error, std::size_t bytes, IocpOperation& op) {
-    if (error != 0 && !is_pipe_eof(error)) {
-      try {
-        detail::throw_os_error(static_cast<int>(error), "ReadFile (pipe " + address_ + ")");
-      } catch (const std::system_error&) {
-        fatal_error(std::current_exception(), "Fatal read error on pipe transport");
-      }
-      return;
-    }
-    eof_ = error != 0;  // a read of 0 bytes is a writer's empty write, not the end
-    data_.assign(op.buffer.data(), bytes);
-    deliver();
-    if (!eof_ && reading_ && !closed_ && data_.empty() && !read_op_ && !lost_scheduled()) post_read();
-  }
-
-  // Hands what the last ReadFile brought to the protocol while it reads,
-  // then the end of file, once, if that came.
-  void deliver() {
-    while (reading_ && !closed_ && !lost_scheduled() && (!data_.empty() || (eof_ && !eof_delivered_))) {
-      eof_delivered_ = data_.empty();
-      on_readable([this](std::span<char> buffer) -> std::optional<std::size_t> {
-        std::size_t n = std::min(buffer.size(), data_.size());
-        std::memcpy(buffer.data(), data_.data(), n);
-        data_.erase(0, n);
-        return n;
-      });
-    }
-  }
-
-  bool start_overlapped_write(IocpOperation& op) override {
-    return WriteFile(pipe_.get(), op.buffer.data(), static_cast<DWORD>(op.buffer.size()), nullptr, op.overlapped()) !=
-           FALSE;
-  }
-  fd_t io_handle() const noexcept override { return as_fd(pipe_.get()); }
-  bool io_on_socket() const noexcept override { return false; }
-  std::string write_call() const override { return "WriteFile (pipe " + address_ + ")"; }
+  void close_handle() noexcept override { pipe_.reset(); }
 
   UniqueHandle pipe_;
   std::string address_;
-  std::shared_ptr<IocpOperation> read_op_;
-  std::string data_;  // read and not yet taken by the protocol
-  bool eof_ = false;  // the other end closed after data_
-  bool eof_delivered_ = false;
-  bool reading_ = false;
 };
 
 // Starts a transport over a connected pipe; returns once connection_made ran.
 Task<std::pair<std::shared_ptr<Transport>, std::shared_ptr<BaseProtocol>>> connect_pipe(
-    ProactorEventLoop& loop, UniqueHandle pipe, std::string address, std::shared_ptr<BaseProtocol> protocol) {
+    WindowsProactorEventLoop& loop, UniqueHandle pipe, std::string address,
+    std::shared_ptr<BaseProtocol> protocol) {
   auto transport = std::make_shared<PipeTransport>(loop, std::move(pipe), std::move(address), protocol);
   Future<void> made = loop.create_future<void>();
   transport->start([made]() mutable {
@@ -195,7 +110,7 @@ UniqueHandle create_instance(const std::wstring& name, const std::string& addres
 
 class NamedPipeServer final : public PipeServer, public std::enable_shared_from_this<NamedPipeServer> {
  public:
-  NamedPipeServer(ProactorEventLoop& loop, ProtocolFactory factory, std::string address, std::wstring name)
+  NamedPipeServer(WindowsProactorEventLoop& loop, ProtocolFactory factory, std::string address, std::wstring name)
       : loop_(loop), factory_(std::move(factory)), address_(std::move(address)), name_(std::move(name)) {}
 
   const std::string& address() const noexcept override { return address_; }
@@ -218,24 +133,19 @@ class NamedPipeServer final : public PipeServer, public std::enable_shared_from_
 
  private:
   // The server is not kept alive while it waits; close() cancels this task.
-  static Task<void> accept_loop(std::weak_ptr<NamedPipeServer> weak, ProactorEventLoop& loop) {
+  static Task<void> accept_loop(std::weak_ptr<NamedPipeServer> weak, WindowsProactorEventLoop& loop) {
+    std::shared_ptr<ProactorOperation> op = loop.proactor().make_operation();
     for (;;) {
-      std::shared_ptr<IocpOperation> op;
       std::string what;
+      fd_t instance = -1;
       if (auto self = weak.lock(); self && !self->closed_) {
         what = "ConnectNamedPipe (" + self->address_ + ")";
-        op = detail::new_operation(loop, as_fd(self->waiting_.get()), false);
-        bool ok = ConnectNamedPipe(self->waiting_.get(), op->overlapped()) != FALSE;
-        // ERROR_PIPE_CONNECTED: a client came before the call; no packet follows.
-        if (!ok && GetLastError() == ERROR_PIPE_CONNECTED)
-          op.reset();
-        else
-          detail::check_started(loop, op, ok, what);
+        instance = as_fd(self->waiting_.get());
       } else {
         co_return;
       }
       try {
-        if (op) co_await detail::completion(loop, op, what);
+        co_await loop.perform(*op, [&] { loop.iocp().connect_pipe(*op, instance); }, std::move(what));
       } catch (const std::system_error&) {
         if (auto self = weak.lock(); self && !self->closed_) self->report("Accept failed on pipe server ");
         co_return;
@@ -273,7 +183,7 @@ class NamedPipeServer final : public PipeServer, public std::enable_shared_from_
     transport->start({});
   }
 
-  ProactorEventLoop& loop_;
+  WindowsProactorEventLoop& loop_;
   ProtocolFactory factory_;
   std::string address_;
   std::wstring name_;
@@ -284,7 +194,7 @@ class NamedPipeServer final : public PipeServer, public std::enable_shared_from_
 
 }  // namespace
 
-Task<std::shared_ptr<PipeServer>> ProactorEventLoop::start_serving_pipe(ProtocolFactory factory, std::string address) {
+Task<std::shared_ptr<PipeServer>> WindowsProactorEventLoop::start_serving_pipe(ProtocolFactory factory, std::string address) {
   check_closed();
   std::wstring name = pipe_name(address, "start_serving_pipe");
   if (!factory) throw std::invalid_argument("start_serving_pipe: the protocol factory is empty");
@@ -293,7 +203,7 @@ Task<std::shared_ptr<PipeServer>> ProactorEventLoop::start_serving_pipe(Protocol
   co_return server;
 }
 
-Task<std::pair<std::shared_ptr<Transport>, std::shared_ptr<BaseProtocol>>> ProactorEventLoop::create_pipe_connection(
+Task<std::pair<std::shared_ptr<Transport>, std::shared_ptr<BaseProtocol>>> WindowsProactorEventLoop::create_pipe_connection(
     ProtocolFactory factory, std::string address) {
   check_closed();
   std::wstring name = pipe_name(address, "create_pipe_connection");

@@ -260,3 +260,130 @@ TEST_CASE("getaddrinfo resolves numeric and local names off the loop; failures a
   test::run(*loop, main());
   loop->close();
 }
+
+// A cancelled sock_* call's clean-up must not undo the registration of the
+// call that replaced it on the same socket (asyncio's _sock_read_done checks
+// the handle). Both orders: the second call starts before the first is
+// cancelled, and right after (before the first has unwound).
+TEST_CASE("a cancelled sock_recv, sock_recv_into or sock_recvfrom does not disturb the next one on the socket") {
+  auto loop = make_loop();
+  for (int variant = 0; variant < 3; ++variant) {
+    for (bool second_first : {true, false}) {
+      CAPTURE(variant);
+      CAPTURE(second_first);
+      auto main = [&]() -> aio::Task<void> {
+        aio::Socket a, b;
+        if (variant == 2) {
+          a = aio::Socket::create(AF_INET, SOCK_DGRAM);
+          b = aio::Socket::create(AF_INET, SOCK_DGRAM);
+          b.bind(aio::SocketAddress::parse("127.0.0.1", 0));
+          if (!a.start_connect(b.getsockname())) a.finish_connect(b.getsockname());
+        } else {
+          std::tie(a, b) = aio::Socket::socketpair();
+        }
+        char buffer[16];
+        auto receive = [&]() -> aio::Task<std::string> {
+          if (variant == 0) co_return co_await loop->sock_recv(b, 16);
+          if (variant == 1) co_return std::string(buffer, co_await loop->sock_recv_into(b, buffer));
+          co_return (co_await loop->sock_recvfrom(b, 16)).first;
+        };
+        auto first = loop->create_task(receive());
+        co_await aio::sleep(0.01);  // waiting for data
+        aio::Task<std::string> second;
+        if (second_first) {
+          second = loop->create_task(receive());
+          co_await aio::sleep(0);
+          first.cancel();
+        } else {
+          first.cancel();
+          second = loop->create_task(receive());
+        }
+        bool cancelled = false;
+        try {
+          co_await first;
+        } catch (const aio::CancelledError&) {
+          cancelled = true;
+        }
+        CHECK(cancelled);
+        co_await aio::sleep(0.01);
+        co_await loop->sock_sendall(a, "hello");
+        CHECK(co_await aio::wait_for(second, 5.0) == "hello");
+      };
+      test::run(*loop, main());
+    }
+  }
+  loop->close();
+}
+
+TEST_CASE("a cancelled sock_accept or sock_sendall does not disturb the next one on the socket") {
+  auto loop = make_loop();
+  auto main = [&]() -> aio::Task<void> {
+    Listener listener;
+    auto first = loop->create_task(loop->sock_accept(listener.sock));
+    co_await aio::sleep(0.01);
+    first.cancel();
+    auto second = loop->create_task(loop->sock_accept(listener.sock));
+    try {
+      co_await first;
+    } catch (const aio::CancelledError&) {
+    }
+    aio::Socket client = aio::Socket::create(AF_INET, SOCK_STREAM);
+    co_await loop->sock_connect(client, listener.address);
+    auto [server, peer] = co_await aio::wait_for(second, 5.0);
+    CHECK(peer == client.getsockname());
+
+    // A sendall that waits for room, cancelled, then another.
+    auto sending = loop->create_task(loop->sock_sendall(client, std::string(32 << 20, 'x')));
+    co_await aio::sleep(0.05);
+    CHECK_FALSE(sending.done());
+    sending.cancel();
+    auto next = loop->create_task(loop->sock_sendall(client, "END"));
+    try {
+      co_await sending;
+    } catch (const aio::CancelledError&) {
+    }
+    // The peer drains everything; the second sendall finishes and its bytes
+    // come last.
+    std::string tail;
+    while (!next.done() || tail.size() < 3 || tail.compare(tail.size() - 3, 3, "END") != 0) {
+      std::string chunk = co_await aio::wait_for(loop->sock_recv(server, 1 << 20), 5.0);
+      REQUIRE_FALSE(chunk.empty());
+      tail = (tail + chunk).substr((tail + chunk).size() > 16 ? (tail + chunk).size() - 16 : 0);
+    }
+    co_await next;
+  };
+  test::run(*loop, main(), 30.0);
+  loop->close();
+}
+
+TEST_CASE("debug mode: sock_* refuse a blocking socket (asyncio's ValueError)") {
+  auto loop = make_loop();
+  auto [a, b] = aio::Socket::socketpair();
+  b.set_blocking(true);
+#ifdef _WIN32
+  // Winsock has no way to ask a socket whether it blocks.
+  loop->close();
+  return test::skip("Windows cannot tell a blocking socket");
+#else
+  auto main = [&]() -> aio::Task<void> {
+    loop->set_debug(true);
+    bool refused = false;
+    try {
+      co_await loop->sock_recv(b, 10);
+    } catch (const std::invalid_argument& e) {
+      refused = std::string(e.what()).find("non-blocking") != std::string::npos;
+    }
+    CHECK(refused);
+    refused = false;
+    try {
+      co_await loop->sock_sendall(b, "x");
+    } catch (const std::invalid_argument&) {
+      refused = true;
+    }
+    CHECK(refused);
+    loop->set_debug(false);
+  };
+  test::run(*loop, main());
+  loop->close();
+#endif
+}

@@ -8,7 +8,7 @@
 //                                  delays in [0, MAX_MS] ms, all scheduled up
 //                                  front, then run until the last has fired
 //
-// One JSON line per run, in the format of ../shared/bench/micro (impl "aiocpp").
+// One JSON line per run, as tools/bench/micro reads it (impl "aiocpp").
 #include <core/aio.hpp>
 
 #include <CLI/CLI.hpp>
@@ -89,7 +89,7 @@ nlohmann::json bench_timers(aio::EventLoop& loop, long n, long max_ms) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"aio-bench: aiocpp load generators (microbenchmarks as ../shared/bench/micro.sh runs them)"};
+  CLI::App app{"aio-bench: aiocpp load generators (the micro-benchmarks tools/bench/micro runs)"};
   app.require_subcommand(1);
   std::string backend;
   app.add_option("--backend", backend, "Event loop backend (default: AIO_BACKEND, else the platform default)");

@@ -1,4 +1,4 @@
-// aio-echo: an echo server on a chosen backend, for ../shared/bench/run.sh.
+// aio-echo: an echo server on a chosen backend, the peer of tools/bench/echo.
 //
 // Echoes every byte once on the connection it came from; closes a connection
 // once the client has half-closed and everything is echoed; survives clients
@@ -142,7 +142,7 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"protocol", "buffered", "streams", "datagram"}));
   app.add_option("--host", host, "Address to listen on");
   app.add_option("--port", port, "Port to listen on (0: any free port)")->check(CLI::Range(0, 65535));
-  app.add_option("port_arg", port, "The port, as a positional argument (as run.sh passes it)")
+  app.add_option("port_arg", port, "The port, as a positional argument (as a benchmark driver may pass it)")
       ->check(CLI::Range(0, 65535));
   CLI11_PARSE(app, argc, argv);
   try {
