@@ -6,6 +6,7 @@
 // larger ones go to the heap once.
 #pragma once
 
+#include <concepts>
 #include <cstddef>
 #include <new>
 #include <string>
@@ -14,6 +15,16 @@
 #include <utility>
 
 namespace aio::detail {
+
+// Demangled name of a callable's type, for debug output.
+std::string callable_name(const std::type_info& type);
+
+// A callable that says what it is in messages ("<Task pending name=...>")
+// has `std::string describe() const`; others are named by their type.
+template <class T>
+concept Describable = requires(const T& t) {
+  { t.describe() } -> std::convertible_to<std::string>;
+};
 
 template <class Signature, std::size_t InlineSize>
 class UniqueFunction;
@@ -71,13 +82,28 @@ class UniqueFunction<R(Args...), InlineSize> {
   // The target's type, for debug messages ("Executing <lambda in f()> took 0.2 s").
   const std::type_info& target_type() const noexcept { return ops_ ? *ops_->type : typeid(void); }
 
+  // True when the target has a describe() of its own (a task's step).
+  bool describes_itself() const noexcept { return ops_ && ops_->describable; }
+  // The target's describe(), or its type's name.
+  std::string describe() const { return ops_ ? ops_->describe(storage_) : std::string("<empty>"); }
+
  private:
   struct Ops {
     R (*invoke)(void*, Args&&...);
     void (*move)(void* dst, void* src) noexcept;
     void (*destroy)(void*) noexcept;
     const std::type_info* type;
+    std::string (*describe)(const void*);
+    bool describable;
   };
+
+  template <class T>
+  static std::string describe_target(const T& target) {
+    if constexpr (Describable<T>)
+      return target.describe();
+    else
+      return callable_name(typeid(T));
+  }
 
   template <class T>
   static constexpr bool fits_inline =
@@ -92,6 +118,8 @@ class UniqueFunction<R(Args...), InlineSize> {
       },
       [](void* p) noexcept { static_cast<T*>(p)->~T(); },
       &typeid(T),
+      [](const void* p) { return describe_target(*static_cast<const T*>(p)); },
+      Describable<T>,
   };
 
   template <class T>
@@ -100,6 +128,8 @@ class UniqueFunction<R(Args...), InlineSize> {
       [](void* dst, void* src) noexcept { *static_cast<T**>(dst) = *static_cast<T**>(src); },
       [](void* p) noexcept { delete *static_cast<T**>(p); },
       &typeid(T),
+      [](const void* p) { return describe_target(**static_cast<T* const*>(p)); },
+      Describable<T>,
   };
 
   alignas(std::max_align_t) unsigned char storage_[InlineSize];
@@ -109,8 +139,5 @@ class UniqueFunction<R(Args...), InlineSize> {
 // What call_soon and friends store: 64 bytes hold a lambda capturing a few
 // references plus a nested 48-byte UniqueFunction (future done-callbacks).
 using Callback = UniqueFunction<void(), 64>;
-
-// Demangled name of a callable's type, for debug output.
-std::string callable_name(const std::type_info& type);
 
 }  // namespace aio::detail

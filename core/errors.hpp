@@ -6,9 +6,11 @@
 #pragma once
 
 #include <cstddef>
+#include <exception>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace aio {
 
@@ -79,6 +81,21 @@ class SendfileNotAvailableError : public std::runtime_error {
 class NotImplementedError : public std::logic_error {
  public:
   using std::logic_error::logic_error;
+};
+
+// Several errors at once (Python's BaseExceptionGroup): what a TaskGroup
+// throws when its tasks (or its body) failed. exceptions() holds each, in
+// the order they happened.
+class ExceptionGroup : public std::runtime_error {
+ public:
+  ExceptionGroup(const std::string& message, std::vector<std::exception_ptr> exceptions)
+      : std::runtime_error(message + " (" + std::to_string(exceptions.size()) +
+                           (exceptions.size() == 1 ? " sub-exception)" : " sub-exceptions)")),
+        exceptions_(std::move(exceptions)) {}
+  const std::vector<std::exception_ptr>& exceptions() const noexcept { return exceptions_; }
+
+ private:
+  std::vector<std::exception_ptr> exceptions_;
 };
 
 }  // namespace aio

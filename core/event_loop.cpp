@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <limits>
 #include <mutex>
@@ -80,6 +81,8 @@ bool post_threadsafe(const std::shared_ptr<Inbox>& inbox, Callback callback) {
   return false;
 }
 
+std::shared_ptr<Inbox> inbox_of(EventLoop& loop) { return loop.inbox_; }
+
 }  // namespace detail
 
 namespace {
@@ -97,18 +100,6 @@ std::int64_t seconds_to_ns(double seconds) noexcept {
   if (ns >= static_cast<double>(max_deadline)) return max_deadline;
   if (ns <= -static_cast<double>(max_deadline)) return -max_deadline;
   return std::llround(ns);
-}
-
-std::string describe(const std::exception_ptr& error) {
-  try {
-    std::rethrow_exception(error);
-  } catch (const std::exception& e) {
-    return detail::callable_name(typeid(e)) + ": " + e.what();
-  } catch (const CancelledError& e) {
-    return std::string("aio::CancelledError: ") + e.what();
-  } catch (...) {
-    return "unknown exception";
-  }
 }
 
 }  // namespace
@@ -319,10 +310,17 @@ void EventLoop::run_handle(detail::HandleState* state) {
 }
 
 void EventLoop::report_slow_callback(detail::HandleState* state, std::int64_t took_ns) {
-  detail::add_ref(state);
-  Handle handle(state);
-  log(LogLevel::warning,
-      "Executing " + handle.repr() + " took " + std::to_string(static_cast<double>(took_ns) * 1e-9) + " seconds");
+  // asyncio's _format_handle: a task's step is named by the task.
+  std::string what;
+  if (state->callback.describes_itself()) {
+    what = state->callback.describe();
+  } else {
+    detail::add_ref(state);
+    what = Handle(state).repr();
+  }
+  char took[32];
+  std::snprintf(took, sizeof took, "%.3f", static_cast<double>(took_ns) * 1e-9);
+  log(LogLevel::warning, "Executing " + what + " took " + took + " seconds");
 }
 
 // ---- Scheduling -------------------------------------------------------------
@@ -336,6 +334,9 @@ Handle EventLoop::make_handle(detail::Callback callback) {
 Handle EventLoop::call_soon_impl(detail::Callback callback, const char* method) {
   check_closed();
   check_thread(method);
+  // Callbacks posted with call_soon_threadsafe before this one run before
+  // it: asyncio's call_soon_threadsafe appends to the same ready queue.
+  if (inbox_->pending()) inbox_->drain([this](detail::HandleState* s) { push_ready(s); });
   detail::HandleState* state = pool_.acquire();
   state->callback = std::move(callback);
   state->refs.store(2, std::memory_order_relaxed);  // the queue's and the returned handle's
@@ -471,8 +472,9 @@ Task<void> EventLoop::shutdown_default_executor(std::optional<double> timeout) {
 void EventLoop::default_exception_handler(const ExceptionContext& context) {
   std::string text = context.message.empty() ? "Unhandled exception in event loop" : context.message;
   if (context.handle) text += "\nhandle: " + context.handle.repr();
-  if (context.task) text += "\ntask: " + context.task.state()->as_task()->name_;
-  if (context.exception) text += "\nexception: " + describe(context.exception);
+  if (context.future) text += "\nfuture: " + context.future.repr();
+  if (context.task) text += "\ntask: " + context.task.repr();
+  if (context.exception) text += "\nexception: " + detail::describe_exception(context.exception);
   log(LogLevel::error, text);
 }
 

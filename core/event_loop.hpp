@@ -13,6 +13,7 @@
 #pragma once
 
 #include <core/callback.hpp>
+#include <core/context.hpp>
 #include <core/errors.hpp>
 #include <core/executor.hpp>
 #include <core/fd.hpp>
@@ -160,6 +161,8 @@ class DatagramTransportBase;  // net/datagram_transport.hpp
 struct LoopAccess;           // net/loop_access.hpp
 class TimerHeap;
 bool post_threadsafe(const std::shared_ptr<Inbox>& inbox, Callback callback);
+// The loop's inbox, for work posted from other threads that may outlive it.
+std::shared_ptr<Inbox> inbox_of(EventLoop& loop);
 
 template <class F, class... Args>
 Callback bind_callback(F&& f, Args&&... args) {
@@ -170,6 +173,15 @@ Callback bind_callback(F&& f, Args&&... args) {
       std::apply(fn, tuple);
     });
   }
+}
+
+// f(args...) run inside `context` (a callback given asyncio's context=).
+template <class F, class... Args>
+Callback in_context(const Context& context, F&& f, Args&&... args) {
+  return Callback([context, callback = bind_callback(std::forward<F>(f), std::forward<Args>(args)...)]() mutable {
+    ContextScope scope(context.impl().get());
+    callback();
+  });
 }
 
 // A callable's result, or the exception it threw, carried between threads.
@@ -262,30 +274,62 @@ class EventLoop {
 
   // ---- Scheduling callbacks -------------------------------------------
 
-  // Schedules f(args...) for the next iteration; callbacks run in FIFO order.
+  // Schedules f(args...) for the next iteration; callbacks run in FIFO order
+  // (call_soon_threadsafe's among them, in the order they were made).
+  // Every scheduling method also takes a Context first (asyncio's context=
+  // argument): the callback then runs inside it. Without one, a callback
+  // scheduled while a context variable has a value runs in a copy of the
+  // current context, as asyncio's (core/context.hpp).
   template <class F, class... Args>
-  Handle call_soon(F&& f, Args&&... args) {
+  requires(!std::is_same_v<std::remove_cvref_t<F>, Context>) Handle call_soon(F&& f, Args&&... args) {
+    if (detail::current_context_has_values()) [[unlikely]]
+      return call_soon(copy_context(), std::forward<F>(f), std::forward<Args>(args)...);
     return call_soon_impl(detail::bind_callback(std::forward<F>(f), std::forward<Args>(args)...), "call_soon");
+  }
+  template <class F, class... Args>
+  Handle call_soon(const Context& context, F&& f, Args&&... args) {
+    return call_soon_impl(detail::in_context(context, std::forward<F>(f), std::forward<Args>(args)...), "call_soon");
   }
 
   // call_soon from any thread (or from a signal handler); wakes the loop.
   template <class F, class... Args>
-  Handle call_soon_threadsafe(F&& f, Args&&... args) {
+  requires(!std::is_same_v<std::remove_cvref_t<F>, Context>) Handle call_soon_threadsafe(F&& f, Args&&... args) {
+    if (detail::current_context_has_values()) [[unlikely]]
+      return call_soon_threadsafe(copy_context(), std::forward<F>(f), std::forward<Args>(args)...);
     return call_soon_threadsafe_impl(detail::bind_callback(std::forward<F>(f), std::forward<Args>(args)...));
+  }
+  template <class F, class... Args>
+  Handle call_soon_threadsafe(const Context& context, F&& f, Args&&... args) {
+    return call_soon_threadsafe_impl(detail::in_context(context, std::forward<F>(f), std::forward<Args>(args)...));
   }
 
   // Schedules f(args...) after `delay` seconds (a negative delay means now).
   template <class F, class... Args>
-  TimerHandle call_later(double delay, F&& f, Args&&... args) {
+  requires(!std::is_same_v<std::remove_cvref_t<F>, Context>) TimerHandle
+      call_later(double delay, F&& f, Args&&... args) {
+    if (detail::current_context_has_values()) [[unlikely]]
+      return call_later(delay, copy_context(), std::forward<F>(f), std::forward<Args>(args)...);
     return call_at_impl(deadline_after(delay, "call_later"),
                         detail::bind_callback(std::forward<F>(f), std::forward<Args>(args)...), "call_later");
+  }
+  template <class F, class... Args>
+  TimerHandle call_later(double delay, const Context& context, F&& f, Args&&... args) {
+    return call_at_impl(deadline_after(delay, "call_later"),
+                        detail::in_context(context, std::forward<F>(f), std::forward<Args>(args)...), "call_later");
   }
 
   // Schedules f(args...) at `when`, on the time() clock.
   template <class F, class... Args>
-  TimerHandle call_at(double when, F&& f, Args&&... args) {
+  requires(!std::is_same_v<std::remove_cvref_t<F>, Context>) TimerHandle call_at(double when, F&& f, Args&&... args) {
+    if (detail::current_context_has_values()) [[unlikely]]
+      return call_at(when, copy_context(), std::forward<F>(f), std::forward<Args>(args)...);
     return call_at_impl(deadline_at(when, "call_at"),
                         detail::bind_callback(std::forward<F>(f), std::forward<Args>(args)...), "call_at");
+  }
+  template <class F, class... Args>
+  TimerHandle call_at(double when, const Context& context, F&& f, Args&&... args) {
+    return call_at_impl(deadline_at(when, "call_at"),
+                        detail::in_context(context, std::forward<F>(f), std::forward<Args>(args)...), "call_at");
   }
 
   // Timers in the heap, cancelled ones not purged yet included (diagnostics:
@@ -307,6 +351,14 @@ class EventLoop {
   // std::invalid_argument if the coroutine was already started.
   template <class T>
   Task<T> create_task(Task<T> coro, std::string name = {}) {
+    create_task_impl(coro.state(), std::move(name));
+    return coro;
+  }
+  // The task runs in `context` instead of a copy of the current one.
+  template <class T>
+  Task<T> create_task(Task<T> coro, std::string name, const Context& context) {
+    detail::TaskStateBase* task = coro.state()->as_task();
+    if (!task->started()) task->set_context(context.impl());
     create_task_impl(coro.state(), std::move(name));
     return coro;
   }
@@ -608,6 +660,7 @@ class EventLoop {
   friend class detail::TaskStateBase;
   friend class detail::FutureStateBase;
   friend struct detail::LoopAccess;
+  friend std::shared_ptr<detail::Inbox> detail::inbox_of(EventLoop& loop);
 
   void run_once();
   void drop_scheduled() noexcept;

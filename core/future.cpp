@@ -40,6 +40,7 @@ void FutureStateBase::report_unretrieved() noexcept {
 }
 
 bool FutureStateBase::cancel(std::string message) {
+  exception_retrieved_ = true;  // as asyncio's cancel(): whoever cancels has seen to it
   if (done()) return false;
   status_ = Status::cancelled;
   cancel_message_ = std::move(message);
@@ -62,6 +63,9 @@ std::exception_ptr FutureStateBase::exception() {
 }
 
 void FutureStateBase::ensure_pending(const char* method) const {
+  // A task is completed only by its coroutine (asyncio raises RuntimeError).
+  if (const_cast<FutureStateBase*>(this)->as_task())
+    throw std::runtime_error(std::string("Task does not support ") + method + "() operation");
   if (done())
     throw InvalidStateError(std::string(method) + "() on a future that is already " +
                             (status_ == Status::cancelled ? "cancelled" : "finished"));
@@ -128,6 +132,31 @@ void FutureStateBase::schedule_callbacks() {
       loop_->call_soon_impl([self = AnyFuture(this), cb = std::move(e.callback)]() mutable { cb(*self.state()); },
                             "call_soon");
     }
+  }
+}
+
+std::string FutureStateBase::repr() {
+  if (TaskStateBase* task = as_task()) return task->repr();
+  switch (status_) {
+    case Status::pending:
+      return "<Future pending>";
+    case Status::cancelled:
+      return "<Future cancelled>";
+    case Status::finished:
+      break;
+  }
+  return exception_ ? "<Future finished exception=" + describe_exception(exception_) + ">" : "<Future finished>";
+}
+
+std::string describe_exception(const std::exception_ptr& error) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const std::exception& e) {
+    return callable_name(typeid(e)) + ": " + e.what();
+  } catch (const CancelledError& e) {
+    return std::string("aio::CancelledError: ") + e.what();
+  } catch (...) {
+    return "unknown exception";
   }
 }
 

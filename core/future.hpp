@@ -72,6 +72,9 @@ class FutureStateBase {
   void ensure_pending(const char* method) const;
   void mark_finished();
   const std::string& cancel_message() const noexcept { return cancel_message_; }
+  // asyncio's repr: "<Future pending>", "<Future finished exception=...>",
+  // a task's "<Task pending name='Task-1' coro=<...>>".
+  std::string repr();
 
   std::uint64_t add_done_callback(DoneCallback callback);
   std::uint64_t add_waiter(TaskStateBase* task);
@@ -116,6 +119,9 @@ class FutureState final : public FutureStateBase {
   void destroy() noexcept override { delete this; }
   ValueSlot<T> slot_;
 };
+
+// "std::runtime_error: boom", "aio::CancelledError: message", for messages.
+std::string describe_exception(const std::exception_ptr& error);
 
 // The value of a finished future: copied when the type allows, else moved
 // out (a move-only result can be taken once).
@@ -164,6 +170,8 @@ class AnyFuture {
   std::exception_ptr exception() const { return state_->exception(); }
   EventLoop& get_loop() const noexcept { return *state_->loop(); }
   bool is_task() const noexcept { return state_ && state_->as_task(); }
+  // As asyncio's repr() of a future or task (for messages).
+  std::string repr() const { return state_ ? state_->repr() : "<Future empty>"; }
 
   // Schedules `callback(future)` once the future is done (at once if it is).
   // Returns an id for remove_done_callback.

@@ -100,12 +100,11 @@ void Handle::cancel() noexcept {
 
 std::string Handle::repr() const {
   if (!state_) return "<Handle empty>";
+  // asyncio's order: "<TimerHandle cancelled when=12.5 callback>".
   std::string out = state_->is_timer ? "<TimerHandle" : "<Handle";
-  if (state_->cancelled)
-    out += " cancelled";
-  else
-    out += " " + detail::callable_name(state_->callback.target_type());
+  if (state_->cancelled) out += " cancelled";
   if (state_->is_timer) out += " when=" + std::to_string(static_cast<double>(state_->when) * 1e-9);
+  if (state_->callback) out += " " + state_->callback.describe();
   return out + ">";
 }
 

@@ -5,12 +5,23 @@ namespace aio {
 namespace detail {
 namespace {
 thread_local TaskStateBase* tls_current_task = nullptr;
-}
+
+// What a task's scheduled step is (a type of its own, so that slow-callback
+// reports and handle reprs name the task).
+struct TaskStep {
+  AnyFuture task;
+  void operator()() const { task.state()->as_task()->step(); }
+  std::string describe() const { return task.state()->as_task()->repr(); }
+};
+}  // namespace
 
 void TaskStateBase::step() {
-  TaskStateBase* previous = std::exchange(tls_current_task, this);
-  resume_point_.resume();
-  tls_current_task = previous;
+  {
+    ContextScope context(context_.get());
+    TaskStateBase* previous = std::exchange(tls_current_task, this);
+    resume_point_.resume();
+    tls_current_task = previous;
+  }
   // cancel() ran while the task was running: the future it now waits on is
   // cancelled, so the task wakes with CancelledError (asyncio Task.__step).
   if (must_cancel_ && !self_.done() && fut_waiter_ && fut_waiter_.cancel(cancel_message_)) must_cancel_ = false;
@@ -19,10 +30,11 @@ void TaskStateBase::step() {
 void TaskStateBase::schedule_step() {
   scheduled_ = true;
   self_.add_ref();
-  self_.loop()->call_soon_impl([task = AnyFuture(&self_)] { task.state()->as_task()->step(); }, "call_soon");
+  self_.loop()->call_soon_impl(TaskStep{AnyFuture(&self_)}, "call_soon");
 }
 
 bool TaskStateBase::cancel_task(std::string message) {
+  self_.exception_retrieved_ = true;  // as asyncio's Task.cancel(): no "never retrieved" report
   if (self_.done()) return false;
   if (root_ != this) return root_->cancel_task(std::move(message));  // awaited inline: cancel what runs it
   ++cancel_requests_;
@@ -33,6 +45,7 @@ bool TaskStateBase::cancel_task(std::string message) {
 }
 
 void TaskStateBase::start_as_task(EventLoop& loop) {
+  if (!context_) context_ = copy_current_context();  // asyncio: a copy of the creator's context
   started_ = true;
   root_ = this;
   self_.set_loop(&loop);
@@ -93,6 +106,35 @@ void resume_from(TaskStateBase& task) {
     task.must_cancel_ = false;
     throw CancelledError(task.cancel_message_);
   }
+}
+
+std::string TaskStateBase::repr() {
+  std::string out = "<Task ";
+  switch (self_.status()) {
+    case FutureStateBase::Status::pending:
+      out += "pending";
+      break;
+    case FutureStateBase::Status::cancelled:
+      out += "cancelled";
+      break;
+    case FutureStateBase::Status::finished:
+      out += "finished";
+      break;
+  }
+  out += " name='" + name_ + "' coro=<";
+  if (where_.function_name()[0]) {
+    out += where_.function_name();
+    out += " defined at ";
+    out += where_.file_name();
+    out += ":" + std::to_string(where_.line());
+  } else {
+    out += "coroutine";
+  }
+  out += ">";
+  if (self_.status() == FutureStateBase::Status::finished && self_.exception_)
+    out += " exception=" + describe_exception(self_.exception_);
+  if (fut_waiter_) out += " wait_for=" + fut_waiter_.state()->repr();
+  return out + ">";
 }
 
 TaskStateBase& root_of(TaskStateBase& promise) noexcept { return *promise.root_; }

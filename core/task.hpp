@@ -14,9 +14,12 @@
 // ends cancelled, otherwise it finishes with what it returned.
 #pragma once
 
+#include <core/context.hpp>
 #include <core/future.hpp>
 
 #include <coroutine>
+#include <memory>
+#include <source_location>
 #include <string>
 
 namespace aio {
@@ -29,8 +32,8 @@ namespace detail {
 // The non-template part of every task's promise.
 class TaskStateBase {
  public:
-  explicit TaskStateBase(FutureStateBase& self, std::coroutine_handle<> coro) noexcept
-      : self_(self), resume_point_(coro) {}
+  explicit TaskStateBase(FutureStateBase& self, std::coroutine_handle<> coro, std::source_location where = {}) noexcept
+      : self_(self), resume_point_(coro), where_(where) {}
 
   bool started() const noexcept { return started_; }
   // Scheduled with create_task (rather than awaited inline by another task).
@@ -54,6 +57,11 @@ class TaskStateBase {
   void on_exception() noexcept;
   // Throws CancelledError if a cancel() request is pending.
   void check_cancel();
+  // asyncio's repr: "<Task pending name='Task-1' coro=<main() defined at main.cpp:12>>".
+  std::string repr();
+  // The context a scheduled task's steps run in (null: not scheduled yet).
+  void set_context(std::shared_ptr<ContextImpl> context) noexcept { context_ = std::move(context); }
+  const std::shared_ptr<ContextImpl>& context() const noexcept { return context_; }
 
   std::string name_;
   int cancel_requests_ = 0;
@@ -69,6 +77,8 @@ class TaskStateBase {
   std::coroutine_handle<> resume_point_;  // root only: innermost suspended coroutine
   std::coroutine_handle<> continuation_;  // inline child only: the awaiting coroutine
   AnyFuture fut_waiter_;                  // root only: what it is suspended on
+  std::source_location where_;            // the coroutine function, for repr()
+  std::shared_ptr<ContextImpl> context_;  // root only
   std::string cancel_message_;
   bool started_ = false;
   bool scheduled_ = false;
@@ -98,7 +108,10 @@ class TaskPromise final : public FutureStateBase, public TaskStateBase, public R
   using Handle = std::coroutine_handle<TaskPromise>;
 
  public:
-  TaskPromise() noexcept : FutureStateBase(nullptr), TaskStateBase(*this, Handle::from_promise(*this)) {}
+  // The default argument names the coroutine function itself (GCC and
+  // Clang evaluate it where the coroutine's promise is made).
+  explicit TaskPromise(std::source_location where = std::source_location::current()) noexcept
+      : FutureStateBase(nullptr), TaskStateBase(*this, Handle::from_promise(*this), where) {}
 
   Task<T> get_return_object() noexcept;
 

@@ -17,57 +17,79 @@ Task<void> sleep(double delay) {
   co_await done;
 }
 
+EventLoop& loop_for(const std::vector<AnyFuture>& futures) {
+  try {
+    return get_running_loop();
+  } catch (const std::runtime_error&) {
+  }
+  for (const AnyFuture& f : futures)
+    if (EventLoop* loop = f.state()->loop()) return *loop;
+  return get_event_loop();
+}
+
 namespace detail {
 
-Task<void> gather_all(std::vector<AnyFuture> children) {
-  if (children.empty()) co_return;
-  // Shared with the children's callbacks, which outlive this frame when a
-  // child fails first: they still mark the others' exceptions retrieved, as
-  // asyncio's gather does.
-  struct State {
-    std::size_t remaining;
-    Future<void> all;
-  };
-  auto state = std::make_shared<State>(State{children.size(), get_running_loop().create_future<void>()});
-  for (AnyFuture& child : children) {
-    child.add_done_callback([state](const AnyFuture& c) {
-      std::exception_ptr error;
-      if (!c.cancelled()) error = c.exception();
-      if (state->all.done()) return;
-      if (c.cancelled())
-        state->all.set_exception(std::make_exception_ptr(CancelledError()));
-      else if (error)
-        state->all.set_exception(error);
-      else if (--state->remaining == 0)
-        state->all.set_result();
-    });
+GatheringBase::GatheringBase(EventLoop& loop, std::vector<AnyFuture> children, bool return_exceptions)
+    : FutureStateBase(&loop), children_(std::move(children)), return_exceptions_(return_exceptions) {}
+
+void GatheringBase::start() {
+  if (children_.empty()) {
+    store_results(children_);
+    mark_finished();
+    return;
   }
-  bool outer_cancelled = false;
-  std::string message;
-  try {
-    co_await state->all;
-  } catch (const CancelledError& e) {
-    if (!state->all.cancelled()) throw;  // a child was cancelled
-    outer_cancelled = true;
-    message = e.message();
+  for (AnyFuture& child : children_) {
+    add_ref();
+    AnyFuture self(this);
+    child.state()->add_done_callback(
+        [self](FutureStateBase& c) { static_cast<GatheringBase*>(self.state())->child_done(c); });
   }
-  if (outer_cancelled) {
-    // As asyncio's gather: cancel every child, with the message, and end only
-    // once all of them are done (a child may take time to clean up, or even
-    // swallow the cancellation; gather() is cancelled all the same).
-    auto left = std::make_shared<std::size_t>(0);
-    Future<void> all_done = get_running_loop().create_future<void>();
-    for (AnyFuture& child : children) {
-      child.cancel(message);
-      if (child.done()) continue;
-      ++*left;
-      child.add_done_callback([left, all_done](const AnyFuture&) mutable {
-        if (--*left == 0 && !all_done.done()) all_done.set_result();
-      });
+}
+
+bool GatheringBase::cancel(std::string message) {
+  if (done()) return false;
+  bool any = false;
+  for (AnyFuture& child : children_)
+    if (child.cancel(message)) any = true;
+  // Each child's cancellation comes back through child_done: the gather
+  // then fails with CancelledError (asyncio issue 32684).
+  if (any) cancel_requested_ = true;
+  return any;
+}
+
+void GatheringBase::child_done(FutureStateBase& child) {
+  ++finished_;
+  if (done()) {
+    if (child.status() != Status::cancelled) (void)child.exception();  // marks it retrieved
+    return;
+  }
+  if (!return_exceptions_) {
+    if (child.status() == Status::cancelled) {
+      set_exception(std::make_exception_ptr(CancelledError(child.cancel_message())));
+      children_.clear();
+      return;
     }
-    if (*left) co_await all_done;
-    throw CancelledError(std::move(message));
+    if (std::exception_ptr error = child.exception()) {
+      set_exception(std::move(error));
+      children_.clear();
+      return;
+    }
   }
+  if (finished_ < children_.size()) return;
+  if (cancel_requested_) {
+    std::string message = child.status() == Status::cancelled ? child.cancel_message() : std::string();
+    set_exception(std::make_exception_ptr(CancelledError(std::move(message))));
+  } else {
+    try {
+      store_results(children_);
+    } catch (...) {
+      set_exception(std::current_exception());
+      children_.clear();
+      return;
+    }
+    mark_finished();
+  }
+  children_.clear();
 }
 
 }  // namespace detail

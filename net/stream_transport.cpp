@@ -119,6 +119,7 @@ void StreamTransport::deliver_eof() {
 
 void StreamTransport::pause_reading() {
   if (is_closing() || paused_) return;
+  auto keep_alive = weak_from_this().lock();  // the reader may be the last owner
   paused_ = true;
   engine_stop_reading();
 }

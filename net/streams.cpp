@@ -303,14 +303,16 @@ Task<std::pair<StreamReader, StreamWriter>> open_unix_connection(std::string pat
 
 Task<std::shared_ptr<Server>> start_server(ClientConnected client_connected, std::string host, int port,
                                            ServerOptions options, std::size_t limit) {
+  // A coroutine, not a function returning create_server's task: nothing
+  // (not even get_running_loop) happens before it is awaited or scheduled.
   ProtocolFactory factory = serving_factory(std::move(client_connected), limit, "start_server");
-  return get_running_loop().create_server(std::move(factory), std::move(host), port, options);
+  co_return co_await get_running_loop().create_server(std::move(factory), std::move(host), port, options);
 }
 
 Task<std::shared_ptr<Server>> start_unix_server(ClientConnected client_connected, std::string path,
                                                 UnixServerOptions options, std::size_t limit) {
   ProtocolFactory factory = serving_factory(std::move(client_connected), limit, "start_unix_server");
-  return get_running_loop().create_unix_server(std::move(factory), std::move(path), options);
+  co_return co_await get_running_loop().create_unix_server(std::move(factory), std::move(path), options);
 }
 
 }  // namespace aio

@@ -95,6 +95,9 @@ void TransportCore<Interface>::update_flow() {
 template <class Interface>
 void TransportCore<Interface>::close() {
   if (closing_) return;
+  // Called from outside any callback, the reader registration may be the
+  // last owner: stopping it must not destroy the transport under this call.
+  auto keep_alive = this->weak_from_this().lock();
   closing_ = true;
   closing_started();
   engine_stop_reading();
@@ -115,6 +118,7 @@ void TransportCore<Interface>::fatal_error(std::exception_ptr error, const char*
 template <class Interface>
 void TransportCore<Interface>::force_close(std::exception_ptr error) {
   if (lost_scheduled_) return;
+  auto keep_alive = this->weak_from_this().lock();  // as in close()
   lost_error_ = error;
   closing_started();
   if (buffered_) {

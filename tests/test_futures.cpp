@@ -337,3 +337,44 @@ TEST_CASE("future: an exception never retrieved is reported when the last refere
   CHECK(errors.contexts.size() == 1);
   loop->close();
 }
+
+TEST_CASE("future: a task refuses set_result and set_exception (asyncio: RuntimeError)") {
+  auto loop = make_loop();
+  auto coro = []() -> aio::Task<int> { co_return 1; };
+  aio::Task<int> task = loop->create_task(coro());
+  aio::Future<int> as_future = task;
+  CHECK_THROWS_WITH_AS(as_future.set_result(2), "Task does not support set_result() operation", std::runtime_error);
+  CHECK_THROWS_WITH_AS(as_future.set_exception(std::make_exception_ptr(std::runtime_error("x"))),
+                       "Task does not support set_exception() operation", std::runtime_error);
+  CHECK(loop->run_until_complete(task) == 1);
+  loop->close();
+}
+
+TEST_CASE("future: cancel() on a future or task that failed suppresses the never-retrieved report") {
+  auto loop = make_loop();
+  test::CaptureErrors errors(*loop);
+  {
+    auto f = loop->create_future<int>();
+    f.set_exception(std::make_exception_ptr(std::runtime_error("seen to")));
+    CHECK_FALSE(f.cancel());
+  }
+  {
+    auto failing = []() -> aio::Task<int> {
+      throw std::runtime_error("task failed");
+      co_return 0;
+    };
+    auto task = loop->create_task(failing());
+    loop->run_until_complete(aio::sleep(0));
+    loop->run_until_complete(aio::sleep(0));
+    REQUIRE(task.done());
+    CHECK_FALSE(task.cancel());
+  }
+  {
+    auto f = loop->create_future<int>();  // not cancelled: still reported
+    f.set_exception(std::make_exception_ptr(std::runtime_error("unseen")));
+  }
+  loop->run_until_complete(aio::sleep(0));
+  REQUIRE(errors.contexts.size() == 1);
+  CHECK(errors.contexts[0].message == "Future exception was never retrieved");
+  loop->close();
+}

@@ -462,3 +462,25 @@ TEST_CASE("time() is monotonic seconds") {
   CHECK(t1 - t0 < 5.0);
   loop->close();
 }
+
+// asyncio's call_soon_threadsafe appends to the same ready queue as call_soon.
+TEST_CASE("call_soon_threadsafe keeps its place in the ready queue, from this thread or another") {
+  auto loop = make_loop();
+  std::vector<int> order;
+  loop->call_soon_threadsafe([&] { order.push_back(1); });
+  loop->call_soon([&] { order.push_back(2); });
+  std::thread other([&] { loop->call_soon_threadsafe([&] { order.push_back(3); }); });
+  other.join();
+  loop->call_soon([&] {
+    order.push_back(4);
+    // From inside a callback: the same order in the next iteration.
+    loop->call_soon_threadsafe([&] { order.push_back(5); });
+    loop->call_soon([&] {
+      order.push_back(6);
+      loop->stop();
+    });
+  });
+  loop->run_forever();
+  CHECK(order == std::vector<int>{1, 2, 3, 4, 5, 6});
+  loop->close();
+}

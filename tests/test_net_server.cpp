@@ -351,3 +351,32 @@ TEST_CASE("accept under EMFILE: reported, accepting paused for a second, then re
   loop->close();
 }
 #endif
+
+// The server keeps only weak references to its clients: a server-side
+// transport is owned by its own reader registration. close() or abort()
+// from outside any callback must not destroy it in the middle of the call.
+TEST_CASE("a server-side transport closed or aborted from outside any callback") {
+  auto loop = make_loop();
+  Echoes echoes;
+  auto main = [&]() -> aio::Task<void> {
+    auto server = co_await loop->create_server(echoes.factory(), "127.0.0.1", 0);
+    int port = port_of(*server);
+    auto [first, first_protocol] = co_await loop->create_connection(sink_factory(), "127.0.0.1", port);
+    auto [second, second_protocol] = co_await loop->create_connection(sink_factory(), "127.0.0.1", port);
+    co_await until([&] { return echoes.made.size() == 2 && echoes.made[1]->transport; });
+    REQUIRE(echoes.made[0]->transport);
+    echoes.made[0]->transport->close();  // from the task, not from a protocol callback
+    echoes.made[1]->transport->abort();
+    co_await until([&] { return echoes.made[0]->lost == 1 && echoes.made[1]->lost == 1; });
+    auto* sink = static_cast<Sink*>(first_protocol.get());
+    co_await until([&] { return sink->lost == 1; });  // the client saw the close
+    first->close();
+    second->close();
+    server->close();
+    co_await aio::wait_for(server->wait_closed(), 5.0);
+    CHECK(echoes.made[0]->lost == 1);
+    CHECK(echoes.made[1]->lost == 1);
+  };
+  test::run(*loop, main());
+  loop->close();
+}

@@ -293,3 +293,29 @@ TEST_CASE("streams: 64 MiB through an echo server with flow control on both ends
   test::run(*loop, main(), 120.0);
   loop->close();
 }
+
+// As every Task<T> function: made outside a running loop, it does nothing
+// until run_until_complete schedules it.
+TEST_CASE("streams: start_server created outside a running loop runs under run_until_complete") {
+  auto loop = make_loop();
+  aio::Task<std::shared_ptr<aio::Server>> starting = aio::start_server(line_echo, "127.0.0.1", 0);
+  CHECK_FALSE(starting.started());
+  std::shared_ptr<aio::Server> server = loop->run_until_complete(starting);
+  REQUIRE(server);
+  int port = port_of(*server);
+  auto client = [](int port) -> aio::Task<std::string> {
+    auto [reader, writer] = co_await aio::open_connection("127.0.0.1", port);
+    writer.write("made before the loop ran\n");
+    co_await writer.drain();
+    std::string line = co_await reader.readline();
+    writer.close();
+    co_await writer.wait_closed();
+    co_return line;
+  };
+  auto connecting = client(port);  // open_connection too: nothing runs yet
+  CHECK(test::run(*loop, std::move(connecting)) == "made before the loop ran\n");
+  server->close();
+  server->close_clients();
+  loop->run_until_complete(aio::wait_for(server->wait_closed(), 5.0));
+  loop->close();
+}

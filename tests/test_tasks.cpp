@@ -72,6 +72,15 @@ aio::Task<int> sleep_swallowing_cancel(double delay, int on_cancel) {
   co_return 0;
 }
 
+// gather() is a future made at once, as asyncio's: children not started yet
+// go to the current loop when none is running.
+struct CurrentLoop {
+  explicit CurrentLoop(aio::EventLoop& loop) { aio::set_event_loop(&loop); }
+  ~CurrentLoop() { aio::set_event_loop(nullptr); }
+  CurrentLoop(const CurrentLoop&) = delete;
+  CurrentLoop& operator=(const CurrentLoop&) = delete;
+};
+
 int task_number(const std::string& name) {
   REQUIRE(name.rfind("Task-", 0) == 0);
   REQUIRE(name.size() > 5);
@@ -654,6 +663,7 @@ TEST_CASE("wait_for: an inner task that swallows the cancellation gives its valu
 TEST_CASE("gather: results in argument order, of mixed types, whatever order the children finish in") {
   auto v = test::make_virtual_loop();
   auto& loop = *v.loop;
+  CurrentLoop current(loop);
   int voids = 0;
   auto already = loop.create_future<int>();
   already.set_result(4);
@@ -672,6 +682,7 @@ TEST_CASE("gather: results in argument order, of mixed types, whatever order the
 TEST_CASE("gather: the vector form keeps argument order") {
   auto v = test::make_virtual_loop();
   auto& loop = *v.loop;
+  CurrentLoop current(loop);
   std::vector<aio::Task<int>> tasks;
   for (int i = 0; i < 5; ++i) tasks.push_back(sleep_then(5.0 - i, i));
   double start = loop.time();
@@ -719,7 +730,7 @@ TEST_CASE("gather: a cancelled child makes gather raise CancelledError") {
   loop.close();
 }
 
-TEST_CASE("gather: cancelling gather cancels every child, and ends once they have finished") {
+TEST_CASE("gather: cancelling gather cancels every child; it fails with CancelledError at the first cancelled one") {
   auto v = test::make_virtual_loop();
   auto& loop = *v.loop;
   bool a_cancelled = false, b_cancelled = false;
@@ -736,8 +747,9 @@ TEST_CASE("gather: cancelling gather cancels every child, and ends once they hav
     co_return 5;                                  // swallows the cancellation
   };
   auto c = loop.create_task(slow_to_cancel(1.0));
-  auto g = loop.create_task(aio::gather(a, b, c));
-  loop.call_later(1.0, [g]() mutable { g.cancel("enough"); });
+  auto g = aio::gather(a, b, c);
+  bool cancel_result = false;
+  loop.call_later(1.0, [g, &cancel_result]() mutable { cancel_result = g.cancel("enough"); });
   double start = loop.time();
   std::string message = "not thrown";
   try {
@@ -745,21 +757,187 @@ TEST_CASE("gather: cancelling gather cancels every child, and ends once they hav
   } catch (const aio::CancelledError& e) {
     message = e.message();
   }
+  CHECK(cancel_result);
   CHECK(message == "enough");
-  CHECK(g.cancelled());
-  // As asyncio's gather: done only when every child is, so c's cleanup counts,
-  // and cancelled even though c swallowed its cancellation.
-  CHECK(loop.time() - start == doctest::Approx(2.0));
+  // As asyncio's _GatheringFuture: done with CancelledError as its exception
+  // once a child ends cancelled (c's cleanup still runs), not cancelled itself.
+  CHECK(loop.time() - start == doctest::Approx(1.0));
+  CHECK(g.done());
+  CHECK_FALSE(g.cancelled());
   CHECK(a.cancelled());
   CHECK(b.cancelled());
   CHECK(a_cancelled);
   CHECK(b_cancelled);
-  REQUIRE(c.done());
-  CHECK(c.result() == 5);
+  CHECK_FALSE(c.done());
+  CHECK(loop.run_until_complete(c) == 5);
   loop.close();
 }
 
-// ---- aio::run and aio::Runner -----------------------------------------------
+TEST_CASE("gather: once every child is done, cancel() returns false and the result stands") {
+  auto v = test::make_virtual_loop();
+  auto& loop = *v.loop;
+  auto a = loop.create_task(sleep_then(1.0, 1));
+  auto b = loop.create_task(sleep_then(2.0, 2));
+  auto g = aio::gather(std::vector<aio::Task<int>>{a, b});
+  loop.run_until_complete(b);  // the gather's own callback runs in the same iteration as b's waiter
+  loop.run_until_complete(aio::sleep(0));
+  REQUIRE(g.done());
+  CHECK_FALSE(g.cancel());
+  CHECK(g.result() == std::vector<int>{1, 2});
+  loop.close();
+}
+
+TEST_CASE("gather: a cancelled child makes it done with CancelledError as its exception, not cancelled") {
+  auto v = test::make_virtual_loop();
+  auto& loop = *v.loop;
+  auto a = loop.create_task(sleep_then(5.0, 1));
+  auto b = loop.create_task(sleep_then(0.5, 2));
+  auto g = aio::gather(a, b);
+  a.cancel("child cancelled");
+  CHECK_THROWS_AS(loop.run_until_complete(g), aio::CancelledError);
+  CHECK(g.done());
+  CHECK_FALSE(g.cancelled());
+  std::exception_ptr error = g.exception();
+  REQUIRE(error);
+  std::string message = "not a CancelledError";
+  try {
+    std::rethrow_exception(error);
+  } catch (const aio::CancelledError& e) {
+    message = e.message();
+  } catch (...) {
+  }
+  CHECK(message == "child cancelled");
+  CHECK(loop.run_until_complete(b) == 2);
+  loop.close();
+}
+
+TEST_CASE("gather: return_exceptions gives every child's value or exception, cancelled ones included") {
+  auto v = test::make_virtual_loop();
+  auto& loop = *v.loop;
+  auto ok = loop.create_task(sleep_then(1.0, 1));
+  auto failing = loop.create_task(sleep_then_fail(0.5, "boom"));
+  auto cancelled = loop.create_task(sleep_then(10.0, 3));
+  cancelled.cancel();
+  auto g = aio::gather(std::vector<aio::Task<int>>{ok, failing, cancelled}, aio::return_exceptions);
+  auto results = loop.run_until_complete(g);
+  REQUIRE(results.size() == 3);
+  CHECK(std::get<0>(results[0]) == 1);
+  CHECK_THROWS_WITH_AS(std::rethrow_exception(std::get<1>(results[1])), "boom", std::runtime_error);
+  CHECK_THROWS_AS(std::rethrow_exception(std::get<1>(results[2])), aio::CancelledError);
+
+  auto mixed = aio::gather(aio::return_exceptions, loop.create_task(sleep_then_string(0.1, "s")),
+                           loop.create_task(fail_with("tuple boom")));
+  auto [s, e] = loop.run_until_complete(mixed);
+  CHECK(std::get<0>(s) == "s");
+  CHECK_THROWS_WITH_AS(std::rethrow_exception(std::get<1>(e)), "tuple boom", std::runtime_error);
+  loop.close();
+}
+
+// asyncio 3.12: wait_for awaits a coroutine inline (under asyncio.timeout).
+TEST_CASE("wait_for: the coroutine runs inline; cancelling right after it starts lets it finish as asyncio's") {
+  auto v = test::make_virtual_loop();
+  auto& loop = *v.loop;
+  bool started = false;
+  auto inner = [&started]() -> aio::Task<int> {
+    started = true;
+    try {
+      co_await aio::sleep(10.0);
+    } catch (const aio::CancelledError&) {
+      co_return 7;  // cleans up and gives a value
+    }
+    co_return 0;
+  };
+  auto main = [&]() -> aio::Task<int> {
+    auto t = loop.create_task(aio::wait_for(inner(), 5.0));
+    co_await aio::sleep(0);  // wait_for has started, and with it inner()
+    CHECK(started);
+    CHECK(t.cancel());
+    co_return co_await t;
+  };
+  CHECK(loop.run_until_complete(main()) == 7);
+  CHECK(started);
+  loop.close();
+}
+
+TEST_CASE("wait_for: a timeout on an inline coroutine cancels it where it waits, then TimeoutError") {
+  auto v = test::make_virtual_loop();
+  auto& loop = *v.loop;
+  bool cleaned_up = false;
+  auto inner = [&cleaned_up]() -> aio::Task<int> {
+    try {
+      co_await aio::sleep(10.0);
+    } catch (const aio::CancelledError&) {
+      cleaned_up = true;
+      throw;
+    }
+    co_return 0;
+  };
+  auto main = [&]() -> aio::Task<void> {
+    double start = loop.time();
+    CHECK_THROWS_AS(co_await aio::wait_for(inner(), 1.0), aio::TimeoutError);
+    CHECK(loop.time() - start == doctest::Approx(1.0));
+    CHECK(cleaned_up);
+    CHECK(aio::current_task().cancelling() == 0);  // the timeout took its own request back
+  };
+  loop.run_until_complete(main());
+  loop.close();
+}
+
+// ---- Descriptions -----------------------------------------------------------
+
+namespace {
+aio::Task<void> slowpoke(std::shared_ptr<test::VirtualClock> clock) {
+  clock->now_ns += 150'000'000;  // this step "takes" 150 ms of loop time
+  co_return;
+}
+}  // namespace
+
+TEST_CASE("debug: the slow-callback warning names the task, as asyncio's") {
+  auto v = test::make_virtual_loop();
+  auto& loop = *v.loop;
+  loop.set_debug(true);
+  test::CaptureLog log;
+  auto task = loop.create_task(slowpoke(v.clock), "slowpoke");
+  loop.run_until_complete(task);
+  REQUIRE(log.lines.size() == 1);
+  const std::string& line = log.lines[0].second;
+  INFO(line);
+  CHECK(line.rfind("Executing <Task ", 0) == 0);
+  CHECK(line.find("name='slowpoke'") != std::string::npos);
+  CHECK(line.find("coro=<") != std::string::npos);
+  CHECK(line.find("slowpoke(") != std::string::npos);
+  CHECK(line.find("test_tasks.cpp") != std::string::npos);
+  CHECK(line.find("took 0.150 seconds") != std::string::npos);
+  loop.close();
+}
+
+TEST_CASE("repr: tasks, futures and handles read as asyncio's") {
+  auto v = test::make_virtual_loop();
+  auto& loop = *v.loop;
+  auto task = loop.create_task(sleep_then(1.0, 1), "sleeper");
+  std::string pending = task.repr();
+  CHECK(pending.rfind("<Task pending name='sleeper' coro=<", 0) == 0);
+  CHECK(pending.find("sleep_then(") != std::string::npos);
+  loop.run_until_complete(aio::sleep(0));
+  CHECK(task.repr().find("wait_for=<Future pending>") != std::string::npos);
+  loop.run_until_complete(task);
+  CHECK(task.repr().rfind("<Task finished name='sleeper'", 0) == 0);
+
+  auto f = loop.create_future<int>();
+  CHECK(f.repr() == "<Future pending>");
+  f.set_exception(std::make_exception_ptr(std::runtime_error("bad")));
+  CHECK(f.repr() == "<Future finished exception=std::runtime_error: bad>");
+  (void)f.exception();
+  auto c = loop.create_future<int>();
+  c.cancel();
+  CHECK(c.repr() == "<Future cancelled>");
+
+  aio::TimerHandle timer = loop.call_later(1.0, [] {});
+  CHECK(timer.repr().rfind("<TimerHandle when=", 0) == 0);
+  timer.cancel();
+  CHECK(timer.repr().rfind("<TimerHandle cancelled when=", 0) == 0);
+  loop.close();
+}
 
 TEST_CASE("aio::run returns main's value or rethrows its exception") {
   CHECK(aio::run(answer()) == 42);
