@@ -635,6 +635,7 @@ void IoUringProactor::cancel(ProactorOperation& base) noexcept {
 }
 
 void IoUringProactor::cancel_all(fd_t fd) noexcept {
+  if (!impl_->ring_ok) return;
   // Every operation on `fd` is marked, so that one between two steps (its
   // poll done, its retry not yet armed) is not re-armed after the cancel
   // went by: close(2) alone would not end it (liburing#932).
@@ -642,6 +643,14 @@ void IoUringProactor::cancel_all(fd_t fd) noexcept {
     Op* next = op->next;
     if (op->fd == fd) cancel(*op);
     op = next;
+  }
+  // The caller closes `fd` next, and a new socket may take its number: what
+  // is still queued for it (and its cancels) goes to the kernel now, while
+  // the number still names this file.
+  try {
+    impl_->enable();
+    io_uring_submit(&impl_->ring);
+  } catch (...) {
   }
 }
 
