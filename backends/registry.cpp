@@ -14,6 +14,9 @@
 #include <backends/poll_selector.hpp>
 #endif
 #include <backends/select_selector.hpp>
+#if AIO_HAVE_IO_URING
+#include <backends/io_uring_proactor.hpp>
+#endif
 #if AIO_HAVE_IOCP
 #include <backends/iocp_proactor.hpp>
 #include <backends/windows_event_loop.hpp>
@@ -35,6 +38,8 @@ struct Backend {
   std::unique_ptr<Selector> (*make)();
   std::unique_ptr<Proactor> (*make_proactor)() = nullptr;
   std::unique_ptr<EventLoop> (*make_loop)() = nullptr;
+  // Never picked as the default, only by name.
+  bool by_name_only = false;
 
   void probe() const {
     if (make)
@@ -61,15 +66,26 @@ std::unique_ptr<EventLoop> make_windows_loop() {
 }
 #endif
 
+#if AIO_HAVE_IO_URING
+std::unique_ptr<Proactor> make_io_uring() { return std::make_unique<IoUringProactor>(); }
+#endif
+
 // Compiled in, in the order a default is chosen: epoll > kqueue > poll >
 // select on POSIX, iocp > select on Windows (as asyncio, whose Windows
-// default is the ProactorEventLoop).
+// default is the ProactorEventLoop). io_uring is taken only when asked for
+// by name: container runtimes and hardened kernels refuse it (Docker's
+// seccomp profile, kernel.io_uring_disabled), its kernel side has had a
+// long run of security fixes, and asyncio's readiness-shaped workloads gain
+// little from it; epoll stays the Linux default.
 constexpr Backend backends[] = {
 #if AIO_HAVE_IOCP
     {"iocp", nullptr, make_iocp, make_windows_loop},
 #endif
 #if AIO_HAVE_EPOLL
     {"epoll", make<EpollSelector>},
+#endif
+#if AIO_HAVE_IO_URING
+    {"io_uring", nullptr, make_io_uring, nullptr, true},
 #endif
 #if AIO_HAVE_KQUEUE
     {"kqueue", make<KqueueSelector>},
@@ -83,22 +99,32 @@ constexpr Backend backends[] = {
 // Every name AIO_BACKEND may carry, built here or not.
 constexpr std::string_view known_names[] = {"epoll", "kqueue", "poll", "select", "iocp", "io_uring"};
 
-// Probed once: creating a selector is what fails where a mechanism is
-// missing at run time (kqueue under some sandboxes, epoll under gVisor).
-const std::vector<const Backend*>& usable() {
-  static const std::vector<const Backend*> list = [] {
-    std::vector<const Backend*> found;
+struct Probe {
+  std::vector<const Backend*> usable;
+  std::vector<std::pair<std::string, std::string>> unusable;  // name, why
+};
+
+// Probed once: creating a selector or proactor is what fails where a
+// mechanism is missing or refused at run time (kqueue under some sandboxes,
+// epoll under gVisor, io_uring under kernel.io_uring_disabled or a seccomp
+// filter). The failure's message is kept as the reason.
+const Probe& probe() {
+  static const Probe result = [] {
+    Probe found;
     for (const Backend& b : backends) {
       try {
         b.probe();
-        found.push_back(&b);
-      } catch (const std::exception&) {
+        found.usable.push_back(&b);
+      } catch (const std::exception& e) {
+        found.unusable.emplace_back(b.name, e.what());
       }
     }
     return found;
   }();
-  return list;
+  return result;
 }
+
+const std::vector<const Backend*>& usable() { return probe().usable; }
 
 std::string join(const std::vector<std::string>& names) {
   std::string out;
@@ -128,9 +154,12 @@ std::vector<std::string> available_backends() {
   return names;
 }
 
+std::vector<std::pair<std::string, std::string>> unusable_backends() { return probe().unusable; }
+
 std::string default_backend() {
-  if (usable().empty()) throw std::runtime_error("no usable event loop backend on this machine");
-  return usable().front()->name;
+  for (const Backend* b : usable())
+    if (!b->by_name_only) return b->name;
+  throw std::runtime_error("no usable event loop backend on this machine");
 }
 
 std::unique_ptr<Selector> detail::make_selector(std::string_view name) {
@@ -184,10 +213,16 @@ std::unique_ptr<EventLoop> new_event_loop(const LoopOptions& options) {
       }
     }
   }
-  std::vector<std::string>& unusable = names;
-  throw std::invalid_argument(
-      std::string(source) + ": backend " + join(unusable) +
-      " not usable here (not built in, or it failed its probe); usable backends here: " + join(available_backends()));
+  // Why each one asked for cannot be used.
+  std::vector<std::string> why;
+  for (const std::string& name : names) {
+    std::string reason = "not built in";
+    for (const auto& [refused, what] : probe().unusable)
+      if (refused == name) reason = "failed its probe: " + what;
+    why.push_back(name + " (" + reason + ")");
+  }
+  throw std::invalid_argument(std::string(source) + ": backend " + join(why) +
+                              " not usable here; usable backends here: " + join(available_backends()));
 }
 
 }  // namespace aio

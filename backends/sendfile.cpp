@@ -182,6 +182,23 @@ std::optional<std::size_t> sendfile_some(std::intptr_t sock, int file, std::uint
   }
 }
 
+std::optional<std::size_t> write_file_some(int file, const char* data, std::size_t size) {
+  for (;;) {
+    ssize_t n;
+    int error;
+    {
+      SigpipeBlocked blocked;
+      n = ::write(file, data, size);
+      error = errno;
+      if (n < 0 && error == EPIPE) blocked.raised();
+    }
+    if (n >= 0) return static_cast<std::size_t>(n);
+    if (error == EINTR) continue;
+    if (error == EAGAIN || error == EWOULDBLOCK) return std::nullopt;
+    throw_os_error(error, "write(fd " + std::to_string(file) + ")");
+  }
+}
+
 #elif defined(__FreeBSD__) || defined(__APPLE__)
 
 // FreeBSD: sendfile(fd, s, offset, nbytes, hdtr, &sbytes, flags).

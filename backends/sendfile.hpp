@@ -34,6 +34,12 @@ std::optional<std::size_t> sendfile_some(std::intptr_t sock, int file, std::uint
 // connection: the caller may send the file another way.
 bool sendfile_refused(const std::error_code& error) noexcept;
 
+// Linux: one write(2) of up to `size` bytes to a pipe or file without the
+// SIGPIPE a pipe with no reader raises (MSG_NOSIGNAL exists for sockets
+// only). Returns how many were written, std::nullopt when a non-blocking
+// pipe is full. Throws std::system_error (EPIPE for a closed pipe).
+std::optional<std::size_t> write_file_some(int file, const char* data, std::size_t size);
+
 // lseek(file, offset, SEEK_SET); throws std::system_error.
 void seek_file(int file, std::uint64_t offset);
 

@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace aio {
@@ -40,7 +41,13 @@ const char* version() noexcept;
 std::vector<std::string> compiled_backends();
 // The compiled-in backends that work on this machine now (probed once).
 std::vector<std::string> available_backends();
-// What new_event_loop() picks without AIO_BACKEND or options.
+// The compiled-in backends that do not work on this machine, each with the
+// reason its probe gave (e.g. {"io_uring", "io_uring_setup: Operation not
+// permitted"} where kernel.io_uring_disabled=2); probed once, like
+// available_backends().
+std::vector<std::pair<std::string, std::string>> unusable_backends();
+// What new_event_loop() picks without AIO_BACKEND or options: the first
+// available backend, except io_uring, which is used only when asked for.
 std::string default_backend();
 
 }  // namespace aio

@@ -16,13 +16,38 @@ import subprocess
 import sys
 
 
-def run(args, backend):
+def run(args, backend, extra_env=None, json_output=True):
     env = dict(os.environ)
     env.pop("AIO_BACKEND", None)
+    env.pop("AIO_IO_URING_FAIL", None)
     if backend is not None:
         env["AIO_BACKEND"] = backend
-    command = ([args.wrapper] if args.wrapper else []) + [args.aio_info, "--json"]
+    env.update(extra_env or {})
+    command = ([args.wrapper] if args.wrapper else []) + [args.aio_info] + (["--json"] if json_output else [])
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+
+
+def check_io_uring_refused(args):
+    """Contract 87: io_uring refused (simulated as kernel.io_uring_disabled=2
+    would) is reported with its reason, fails when asked for alone, falls
+    back in a list, and leaves the default alone."""
+    refused = {"AIO_IO_URING_FAIL": "EPERM"}
+    done = run(args, None, refused)
+    if done.returncode != 0:
+        sys.exit(f"AIO_IO_URING_FAIL=EPERM: aio-info failed: {done.stderr}")
+    info = json.loads(done.stdout)
+    reason = info["unusable"].get("io_uring", "")
+    if "io_uring_setup" not in reason or "io_uring" in info["available"] or info["default"] != args.default:
+        sys.exit(f"AIO_IO_URING_FAIL=EPERM: unusable {info['unusable']!r}, available {info['available']!r}")
+    text = run(args, None, refused, json_output=False)
+    if "unusable:  io_uring (io_uring_setup" not in text.stdout:
+        sys.exit(f"AIO_IO_URING_FAIL=EPERM: no unusable line in {text.stdout!r}")
+    alone = run(args, "io_uring", refused)
+    if alone.returncode == 0 or "io_uring (failed its probe: io_uring_setup" not in alone.stderr:
+        sys.exit(f"AIO_BACKEND=io_uring refused: exit {alone.returncode}, stderr {alone.stderr!r}")
+    fallback = run(args, "io_uring,epoll", refused)
+    if fallback.returncode != 0 or json.loads(fallback.stdout)["selected"] != "epoll":
+        sys.exit(f"AIO_BACKEND=io_uring,epoll refused: {fallback.stdout!r} {fallback.stderr!r}")
 
 
 def main():
@@ -44,6 +69,8 @@ def main():
         sys.exit(f"available: {info['available']}, expected every compiled backend {compiled}")
     if info["default"] != args.default or info["selected"] != args.default:
         sys.exit(f"default {info['default']!r} / selected {info['selected']!r}, expected {args.default!r}")
+    if info.get("unusable") != {}:
+        sys.exit(f"unusable: {info.get('unusable')!r}, expected none")
     if info["available"][0] != info["default"]:
         sys.exit(f"the default {info['default']!r} is not listed first in {info['available']}")
 
@@ -55,6 +82,8 @@ def main():
     bad = run(args, "nosuch")
     if bad.returncode == 0 or "nosuch" not in bad.stderr or not all(b in bad.stderr for b in compiled):
         sys.exit(f"AIO_BACKEND=nosuch: exit {bad.returncode}, stderr {bad.stderr!r}")
+    if "io_uring" in compiled:
+        check_io_uring_refused(args)
     print(f"aio-info: compiled and available {info['available']}, default {info['default']}")
 
 

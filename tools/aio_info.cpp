@@ -32,12 +32,16 @@ int main(int argc, char** argv) {
     std::string selected(loop->backend());
     loop->close();
     const char* env = std::getenv("AIO_BACKEND");
+    // Compiled in but refused here, with the probe's reason.
+    nlohmann::json unusable = nlohmann::json::object();
+    for (const auto& [name, why] : aio::unusable_backends()) unusable[name] = why;
     if (as_json) {
       nlohmann::json out = {
           {"version", aio::version()},
           {"compiled", aio::compiled_backends()},
           {"available", aio::available_backends()},
           {"default", aio::default_backend()},
+          {"unusable", unusable},
           {"selected", selected},
           {"AIO_BACKEND", env ? nlohmann::json(env) : nlohmann::json(nullptr)},
       };
@@ -46,8 +50,10 @@ int main(int argc, char** argv) {
       std::cout << "aiocpp " << aio::version() << '\n'
                 << "compiled:  " << join(aio::compiled_backends()) << '\n'
                 << "available: " << join(aio::available_backends()) << '\n'
-                << "default:   " << aio::default_backend() << '\n'
-                << "selected:  " << selected << (env && *env ? " (AIO_BACKEND)" : "") << '\n';
+                << "default:   " << aio::default_backend() << '\n';
+      for (const auto& [name, why] : aio::unusable_backends())
+        std::cout << "unusable:  " << name << " (" << why << ")\n";
+      std::cout << "selected:  " << selected << (env && *env ? " (AIO_BACKEND)" : "") << '\n';
     }
   } catch (const std::exception& e) {
     std::cerr << "aio-info: " << e.what() << '\n';

@@ -1,0 +1,741 @@
+#include <backends/io_uring_proactor.hpp>
+#include <backends/sendfile.hpp>
+#include <backends/syscall.hpp>
+#include <backends/waker.hpp>
+
+#include <fcntl.h>
+#include <liburing.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+#include <utility>
+
+namespace aio {
+namespace {
+
+enum class Kind : std::uint8_t { recv, wait_readable, send, recvfrom, sendto, accept, connect, sendfile, read, write };
+// What the operation's request in the ring does now: the I/O itself, or a
+// POLL_ADD after which the proactor makes a non-blocking call.
+enum class Step : std::uint8_t { io, poll };
+
+// user_data: an operation's address with a 4-bit start count in its low
+// bits, so that a cancel aimed at one start never hits the next
+// (libxev#233); 0 for requests whose completion says nothing (cancels), 1
+// for the wakeup poll.
+constexpr std::uint64_t ignored = 0;
+constexpr std::uint64_t wake_tag = 1;
+constexpr std::uint64_t generation_mask = 15;
+
+// recv's provided-buffer ring (kernel 5.19): received data lands in one of
+// these only once it arrives, so an idle connection pins no memory. As large
+// as the proactor transports' reads (256 KiB, asyncio's); their pages are
+// touched only as the kernel fills them.
+constexpr unsigned buffer_count = 16;
+constexpr unsigned buffer_size = 256 * 1024;
+constexpr unsigned buffer_group = 0;
+constexpr unsigned reap_batch = 256;
+
+unsigned env_unsigned(const char* name, unsigned fallback) {
+  const char* value = std::getenv(name);
+  if (!value || !*value) return fallback;
+  char* end = nullptr;
+  unsigned long n = std::strtoul(value, &end, 10);
+  if (*end || n == 0 || n > 32768)
+    throw std::invalid_argument(std::string(name) + "='" + value + "': expected a count from 1 to 32768");
+  return static_cast<unsigned>(n);
+}
+
+}  // namespace
+
+struct alignas(16) IoUringProactor::Op final : ProactorOperation {
+  ~Op() override {
+    if (accepted_ >= 0) ::close(static_cast<int>(accepted_));
+  }
+  void close_accepted() noexcept {
+    if (accepted_ >= 0) ::close(static_cast<int>(std::exchange(accepted_, -1)));
+  }
+  void accepted(int fd) noexcept { accepted_ = fd; }
+  std::uint64_t tag() const noexcept { return reinterpret_cast<std::uintptr_t>(this) | generation; }
+
+  Kind kind = Kind::recv;
+  Step step = Step::io;
+  std::uint8_t generation = 0;
+  bool cancel_requested = false;
+  // In the backlog: waiting for a free SQE to start (or, with
+  // `cancel_queued`, to send its cancel).
+  bool queued = false;
+  bool cancel_queued = false;
+  // write(): the fd whose type was last looked at, and whether it is a pipe.
+  int checked_fd = -1;
+  bool fifo = false;
+  bool socket = false;
+  int fd = -1;
+  int file = -1;
+  std::size_t length = 0;
+  std::uint64_t offset = 0;
+  // What the kernel reads or writes besides `buffer`, kept here until the
+  // completion.
+  msghdr msg{};
+  iovec iov{};
+  socklen_t address_len = 0;
+  SocketAddress to;
+  Op* prev = nullptr;
+  Op* next = nullptr;
+  Op* backlog_next = nullptr;
+};
+
+struct IoUringProactor::Impl {
+  io_uring ring{};
+  bool ring_ok = false;
+  // IORING_SETUP_R_DISABLED: enabled by the first submission, so that
+  // SINGLE_ISSUER binds the ring to the thread that runs the loop rather
+  // than the one that made it.
+  bool enabled = true;
+  bool closing = false;
+  bool overflow_seen = false;
+  const char* mode = "plain";
+  std::unique_ptr<detail::Waker> waker = std::make_unique<detail::Waker>();
+  std::atomic<bool> wake_pending{false};
+  bool wake_armed = false;
+  io_uring_buf_ring* buf_ring = nullptr;
+  std::unique_ptr<char[]> buffers;
+  std::unique_ptr<char[]> scratch{new char[buffer_size]};
+  Op* head = nullptr;
+  std::size_t in_flight = 0;
+  Op* backlog_head = nullptr;
+  Op* backlog_tail = nullptr;
+  struct Completion {
+    std::uint64_t user_data;
+    std::int32_t res;
+    std::uint32_t flags;
+  };
+  Completion batch[reap_batch];
+  io_uring_cqe* peeked[reap_batch];
+
+  ~Impl() {
+    if (ring_ok) io_uring_queue_exit(&ring);  // only when the constructor failed
+  }
+
+  void enable() {
+    if (enabled) return;
+    // liburing 2.3 declares io_uring_enable_rings but does not export it
+    // (its liburing.map gained it in 2.4): the register call itself.
+    if (syscall(__NR_io_uring_register, ring.ring_fd, IORING_REGISTER_ENABLE_RINGS, nullptr, 0) < 0)
+      detail::throw_os_error(errno, "io_uring_register(IORING_REGISTER_ENABLE_RINGS)");
+    enabled = true;
+  }
+
+  // A free SQE. A full SQ is submitted first (contract 89); nullptr only if
+  // the kernel takes nothing now (the caller queues and retries in wait()).
+  io_uring_sqe* get_sqe() {
+    if (io_uring_sqe* sqe = io_uring_get_sqe(&ring)) return sqe;
+    enable();
+    if (io_uring_submit(&ring) <= 0) return nullptr;
+    return io_uring_get_sqe(&ring);
+  }
+
+  void push_backlog(Op& op) {
+    op.queued = true;
+    op.backlog_next = nullptr;
+    (backlog_tail ? backlog_tail->backlog_next : backlog_head) = &op;
+    backlog_tail = &op;
+  }
+
+  void arm(Op& op) {
+    io_uring_sqe* sqe = get_sqe();
+    if (!sqe) return push_backlog(op);
+    op.generation = static_cast<std::uint8_t>((op.generation + 1) & generation_mask);
+    int fd = op.fd;
+    if (op.step == Step::poll) {
+      bool out = op.kind == Kind::sendfile || op.kind == Kind::write;
+      io_uring_prep_poll_add(sqe, fd, out ? POLLOUT : POLLIN);
+    } else {
+      switch (op.kind) {
+        case Kind::recv:
+          io_uring_prep_recv(sqe, fd, nullptr, std::min<std::size_t>(op.length, buffer_size), 0);
+          sqe->flags |= IOSQE_BUFFER_SELECT;
+          sqe->buf_group = buffer_group;
+          break;
+        case Kind::send:
+          io_uring_prep_send(sqe, fd, op.buffer.data(), op.buffer.size(), MSG_NOSIGNAL);
+          break;
+        case Kind::recvfrom:
+          io_uring_prep_recvmsg(sqe, fd, &op.msg, 0);
+          break;
+        case Kind::sendto:
+          io_uring_prep_sendmsg(sqe, fd, &op.msg, MSG_NOSIGNAL);
+          break;
+        case Kind::accept:
+          io_uring_prep_accept(sqe, fd, static_cast<sockaddr*>(op.address.data()), &op.address_len,
+                               SOCK_NONBLOCK | SOCK_CLOEXEC);
+          break;
+        case Kind::connect:
+          io_uring_prep_connect(sqe, fd, static_cast<const sockaddr*>(op.to.data()), op.to.size());
+          break;
+        case Kind::read:
+          io_uring_prep_read(sqe, fd, op.buffer.data(), static_cast<unsigned>(op.buffer.size()), -1);
+          break;
+        case Kind::write:
+          io_uring_prep_write(sqe, fd, op.buffer.data(), static_cast<unsigned>(op.buffer.size()), -1);
+          break;
+        case Kind::wait_readable:
+        case Kind::sendfile:
+          break;  // always Step::poll
+      }
+    }
+    io_uring_sqe_set_data64(sqe, op.tag());
+  }
+
+  void send_cancel(Op& op) {
+    io_uring_sqe* sqe = get_sqe();
+    if (!sqe) {
+      op.cancel_queued = true;
+      return push_backlog(op);
+    }
+    io_uring_prep_cancel64(sqe, op.tag(), 0);
+    io_uring_sqe_set_data64(sqe, ignored);
+  }
+
+  void arm_wake() {
+    io_uring_sqe* sqe = get_sqe();
+    if (!sqe) return;  // retried by the next wait()
+    // Multishot (5.13): one request serves every wakeup. A poll rather than
+    // a READ: an eventfd without FMODE_NOWAIT would pin an io-wq worker.
+    io_uring_prep_poll_multishot(sqe, static_cast<int>(waker->read_fd()), POLLIN);
+    io_uring_sqe_set_data64(sqe, wake_tag);
+    wake_armed = true;
+  }
+
+  // Arms what waited for an SQE (and cancels it right after if a cancel
+  // came meanwhile), or sends a cancel that waited.
+  void flush_backlog() {
+    Op* op = std::exchange(backlog_head, nullptr);
+    backlog_tail = nullptr;
+    while (op) {
+      Op* next = std::exchange(op->backlog_next, nullptr);
+      op->queued = false;
+      if (std::exchange(op->cancel_queued, false))
+        send_cancel(*op);
+      else if (closing)
+        finish(*op, ECANCELED, 0);  // never reached the kernel; runs no callback
+      else {
+        arm(*op);
+        if (op->cancel_requested && !op->queued) send_cancel(*op);
+      }
+      op = next;
+    }
+  }
+
+  void link(Op& op) {
+    op.prev = nullptr;
+    op.next = head;
+    if (head) head->prev = &op;
+    head = &op;
+    ++in_flight;
+  }
+  void unlink(Op& op) {
+    (op.prev ? op.prev->next : head) = op.next;
+    if (op.next) op.next->prev = op.prev;
+    op.prev = op.next = nullptr;
+    --in_flight;
+  }
+
+  void return_buffer(unsigned id) {
+    io_uring_buf_ring_add(buf_ring, buffers.get() + std::size_t{id} * buffer_size, buffer_size,
+                          static_cast<unsigned short>(id), io_uring_buf_ring_mask(buffer_count), 0);
+    io_uring_buf_ring_advance(buf_ring, 1);
+  }
+
+  void finish(Op& op, int error, std::size_t bytes, int buffer_id = -1) {
+    op.error = error;
+    op.bytes = bytes;
+    unlink(op);
+    std::shared_ptr<ProactorOperation> self = IoUringProactor::mark_finished(op);
+    try {
+      IoUringProactor::complete(op, !closing);
+    } catch (...) {
+      if (buffer_id >= 0) return_buffer(static_cast<unsigned>(buffer_id));
+      throw;
+    }
+    // Back to the kernel only now: op.data pointed into it until here.
+    if (buffer_id >= 0) return_buffer(static_cast<unsigned>(buffer_id));
+  }
+
+  // The internal retries (EAGAIN after a poll, ENOBUFS, a -EINTR result)
+  // re-arm, unless a cancel was asked for: its request may already have
+  // missed the new one.
+  void retry(Op& op, Step step) {
+    if (op.cancel_requested || closing) return finish(op, ECANCELED, 0);
+    op.step = step;
+    arm(op);
+  }
+
+  // The poll said ready: the non-blocking call it stood for.
+  void after_poll(Op& op) {
+    long n = 0;
+    int error = 0;
+    try {
+      switch (op.kind) {
+        case Kind::wait_readable:
+          return finish(op, 0, 0);
+        case Kind::recv:
+          n = ::recv(op.fd, scratch.get(), std::min<std::size_t>(op.length, buffer_size), MSG_DONTWAIT);
+          error = n < 0 ? errno : 0;
+          if (n >= 0) op.data = {scratch.get(), static_cast<std::size_t>(n)};
+          break;
+        case Kind::read:
+          n = ::read(op.fd, op.buffer.data(), op.buffer.size());
+          error = n < 0 ? errno : 0;
+          break;
+        case Kind::write:
+          if (auto sent = detail::write_file_some(op.fd, op.buffer.data(), op.buffer.size()))
+            n = static_cast<long>(*sent);
+          else
+            error = EAGAIN;
+          break;
+        case Kind::sendfile:
+          if (auto sent = detail::sendfile_some(op.fd, op.file, op.offset, op.length))
+            n = static_cast<long>(*sent);
+          else
+            error = EAGAIN;
+          break;
+        default:
+          break;
+      }
+    } catch (const std::system_error& e) {
+      error = e.code().value();
+    }
+    if (error == EAGAIN || error == EWOULDBLOCK || error == EINTR) return retry(op, Step::poll);
+    finish(op, error, error ? 0 : static_cast<std::size_t>(n));
+  }
+
+  void handle(const Completion& c) {
+    if (c.user_data == ignored) return;  // cancels: -ENOENT/-EALREADY are normal outcomes
+    if (c.user_data == wake_tag) {
+      waker->drain();
+      wake_pending.store(false, std::memory_order_release);
+      if (!(c.flags & IORING_CQE_F_MORE)) {
+        wake_armed = false;
+        if (!closing) arm_wake();
+      }
+      return;
+    }
+    auto& op = *reinterpret_cast<Op*>(c.user_data & ~generation_mask);
+    int buffer_id = (c.flags & IORING_CQE_F_BUFFER) ? static_cast<int>(c.flags >> IORING_CQE_BUFFER_SHIFT) : -1;
+    if (closing) {
+      if (op.kind == Kind::accept && op.step == Step::io && c.res >= 0) op.accepted(c.res);
+      return finish(op, c.res < 0 ? -c.res : ECANCELED, 0, buffer_id);
+    }
+    if (c.res == -EINTR) return retry(op, op.step);  // contract 95: a signal is no result
+    if (op.step == Step::poll) {
+      if (c.res < 0) return finish(op, -c.res, 0);
+      return after_poll(op);
+    }
+    // No buffer was free (the ring is shared by every receive): wait for
+    // data, then take it into the scratch buffer; nothing is lost.
+    if (op.kind == Kind::recv && c.res == -ENOBUFS) return retry(op, Step::poll);
+    // A non-blocking fd without FMODE_NOWAIT (a tty) says EAGAIN instead of
+    // waiting (contract 96): poll it, then read(2).
+    if (op.kind == Kind::read && c.res == -EAGAIN) return retry(op, Step::poll);
+    if (c.res < 0) return finish(op, -c.res, 0, buffer_id);
+    switch (op.kind) {
+      case Kind::recv:
+        if (buffer_id >= 0)
+          op.data = {buffers.get() + static_cast<std::size_t>(buffer_id) * buffer_size,
+                     static_cast<std::size_t>(c.res)};
+        break;
+      case Kind::recvfrom:
+        op.address.set_size(std::min<unsigned>(op.msg.msg_namelen, SocketAddress::capacity));
+        break;
+      case Kind::accept:
+        op.accepted(c.res);
+        op.address.set_size(std::min<unsigned>(op.address_len, SocketAddress::capacity));
+        return finish(op, 0, 0);
+      default:
+        break;
+    }
+    finish(op, 0, static_cast<std::size_t>(c.res), buffer_id);
+  }
+
+  // Takes every completion there is, in batches copied out of the CQ first
+  // so that callbacks may start operations (and submit) meanwhile. An
+  // overflowed CQ (NODROP keeps the rest in the kernel) is flushed with
+  // io_uring_get_events and reaped in the same call (contract 88).
+  void reap(std::exception_ptr& failure) {
+    for (int round = 0; round < 64; ++round) {
+      if (io_uring_cq_has_overflow(&ring)) {
+        overflow_seen = true;
+        io_uring_get_events(&ring);
+      }
+      unsigned n = io_uring_peek_batch_cqe(&ring, peeked, reap_batch);
+      if (n == 0) return;
+      for (unsigned i = 0; i < n; ++i) batch[i] = {peeked[i]->user_data, peeked[i]->res, peeked[i]->flags};
+      io_uring_cq_advance(&ring, n);
+      for (unsigned i = 0; i < n; ++i) {
+        try {
+          handle(batch[i]);
+        } catch (...) {
+          if (!failure) failure = std::current_exception();
+        }
+      }
+    }
+  }
+
+  Op& begin(ProactorOperation& base, Kind kind, fd_t fd, Step step) {
+    auto& op = static_cast<Op&>(base);
+    if (op.in_flight()) throw std::logic_error("io_uring: an operation was started while still in flight");
+    if (closing) throw std::logic_error("io_uring: the proactor is closed");
+    op.kind = kind;
+    op.step = step;
+    op.fd = static_cast<int>(fd);
+    op.error = 0;
+    op.bytes = 0;
+    op.data = {};
+    op.cancel_requested = false;
+    return op;
+  }
+
+  void launch(Op& op) {
+    IoUringProactor::mark_started(op);
+    link(op);
+    arm(op);
+  }
+
+  // One io_uring_enter: submits what is queued and waits (EXT_ARG carries
+  // the timeout: no TIMEOUT request to remove afterwards). Returns false on
+  // an error other than the expected ones.
+  bool enter(std::int64_t timeout_ns, int* error) {
+    enable();
+    int r;
+    if (timeout_ns == 0) {
+      r = io_uring_submit_and_get_events(&ring);
+    } else {
+      __kernel_timespec ts{};
+      ts.tv_sec = timeout_ns / 1'000'000'000;
+      ts.tv_nsec = timeout_ns % 1'000'000'000;
+      io_uring_cqe* cqe = nullptr;
+      r = io_uring_submit_and_wait_timeout(&ring, &cqe, 1, timeout_ns < 0 ? nullptr : &ts, nullptr);
+    }
+    // ETIME: the timeout; EINTR: a signal, a wakeup like any other; EBUSY
+    // and EAGAIN: completions must be reaped first (silk#81).
+    if (r >= 0 || r == -ETIME || r == -EINTR || r == -EBUSY || r == -EAGAIN) return true;
+    *error = -r;
+    return false;
+  }
+};
+
+IoUringProactor::IoUringProactor(Options options) : impl_(std::make_unique<Impl>()) {
+  Impl& s = *impl_;
+  if (const char* fail = std::getenv("AIO_IO_URING_FAIL"); fail && *fail) {
+    // Test only: fail as a kernel with kernel.io_uring_disabled=2 (EPERM)
+    // or without io_uring (ENOSYS) does.
+    int code = std::string_view(fail) == "ENOSYS" ? ENOSYS : EPERM;
+    detail::throw_os_error(code, std::string("io_uring_setup (refused by AIO_IO_URING_FAIL=") + fail + ")");
+  }
+  unsigned sq = env_unsigned("AIO_IO_URING_SQ_ENTRIES", options.sq_entries);
+  unsigned cq = env_unsigned("AIO_IO_URING_CQ_ENTRIES", options.cq_entries);
+  // DEFER_TASKRUN (6.1) runs completions only when the loop enters the
+  // kernel to wait, so none interrupts it meanwhile; COOP_TASKRUN (5.19)
+  // at least avoids the interrupting IPIs. Older kernels refuse the flags
+  // with EINVAL: try the next set. SUBMIT_ALL (5.18): one bad request does
+  // not stop the rest of a batch. No SQPOLL (CVE-2024-22017, libuv#4089).
+  struct Attempt {
+    unsigned flags;
+    const char* mode;
+  };
+  const Attempt attempts[] = {
+      {IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_R_DISABLED | IORING_SETUP_SUBMIT_ALL,
+       "defer_taskrun"},
+      {IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL, "coop_taskrun"},
+      {0, "plain"},
+  };
+  const char* only = std::getenv("AIO_IO_URING_SETUP");  // for measurements
+  int r = -EINVAL;
+  io_uring_params params{};
+  for (const Attempt& attempt : attempts) {
+    if (only && *only && std::string_view(only) != attempt.mode) continue;
+    params = {};
+    params.flags = attempt.flags | (cq ? IORING_SETUP_CQSIZE : 0);
+    params.cq_entries = cq;
+    r = io_uring_queue_init_params(sq, &s.ring, &params);
+    if (r != -EINVAL) {
+      s.mode = attempt.mode;
+      s.enabled = !(attempt.flags & IORING_SETUP_R_DISABLED);
+      break;
+    }
+  }
+  if (r < 0) detail::throw_os_error(-r, "io_uring_setup");
+  s.ring_ok = true;
+  // Without NODROP (5.5) a full CQ loses completions (liburing#969); without
+  // EXT_ARG (5.11) a timed wait needs a TIMEOUT request per wait.
+  if (!(params.features & IORING_FEAT_NODROP) || !(params.features & IORING_FEAT_EXT_ARG)) {
+    io_uring_queue_exit(&s.ring);
+    s.ring_ok = false;
+    detail::throw_os_error(ENOTSUP,
+                           "io_uring: the kernel lacks IORING_FEAT_NODROP or IORING_FEAT_EXT_ARG (Linux 5.11)");
+  }
+  // Provided buffers for recv; without them (before 5.19) recv polls and
+  // then reads into the scratch buffer.
+  void* ring_memory = nullptr;
+  std::size_t ring_bytes = buffer_count * sizeof(io_uring_buf);
+  if (posix_memalign(&ring_memory, static_cast<std::size_t>(sysconf(_SC_PAGESIZE)), ring_bytes) == 0) {
+    s.buf_ring = static_cast<io_uring_buf_ring*>(ring_memory);
+    io_uring_buf_ring_init(s.buf_ring);
+    io_uring_buf_reg reg{};
+    reg.ring_addr = reinterpret_cast<std::uintptr_t>(ring_memory);
+    reg.ring_entries = buffer_count;
+    reg.bgid = buffer_group;
+    if (io_uring_register_buf_ring(&s.ring, &reg, 0) == 0) {
+      s.buffers.reset(new char[std::size_t{buffer_count} * buffer_size]);  // not zeroed: untouched pages
+      for (unsigned i = 0; i < buffer_count; ++i) s.return_buffer(i);
+    } else {
+      std::free(ring_memory);
+      s.buf_ring = nullptr;
+    }
+  }
+  s.arm_wake();
+}
+
+IoUringProactor::~IoUringProactor() { close(); }
+
+std::shared_ptr<ProactorOperation> IoUringProactor::make_operation() { return std::make_shared<Op>(); }
+
+void IoUringProactor::recv(ProactorOperation& base, fd_t sock, std::size_t max) {
+  Op& op = impl_->begin(base, Kind::recv, sock, impl_->buffers ? Step::io : Step::poll);
+  op.length = max;
+  impl_->launch(op);
+}
+
+void IoUringProactor::wait_readable(ProactorOperation& base, fd_t sock) {
+  impl_->launch(impl_->begin(base, Kind::wait_readable, sock, Step::poll));
+}
+
+void IoUringProactor::wait_handle(ProactorOperation& base, fd_t handle) { wait_readable(base, handle); }
+
+void IoUringProactor::send(ProactorOperation& base, fd_t sock) {
+  impl_->launch(impl_->begin(base, Kind::send, sock, Step::io));
+}
+
+void IoUringProactor::recvfrom(ProactorOperation& base, fd_t sock) {
+  Op& op = impl_->begin(base, Kind::recvfrom, sock, Step::io);
+  op.iov = {op.buffer.data(), op.buffer.size()};
+  op.msg = {};
+  op.msg.msg_iov = &op.iov;
+  op.msg.msg_iovlen = 1;
+  op.msg.msg_name = op.address.data();
+  op.msg.msg_namelen = SocketAddress::capacity;
+  impl_->launch(op);
+}
+
+void IoUringProactor::sendto(ProactorOperation& base, fd_t sock, const SocketAddress* to) {
+  Op& op = impl_->begin(base, Kind::sendto, sock, Step::io);
+  op.iov = {op.buffer.data(), op.buffer.size()};
+  op.msg = {};
+  op.msg.msg_iov = &op.iov;
+  op.msg.msg_iovlen = 1;
+  if (to) {
+    op.to = *to;
+    op.msg.msg_name = op.to.data();
+    op.msg.msg_namelen = op.to.size();
+  }
+  impl_->launch(op);
+}
+
+void IoUringProactor::accept(ProactorOperation& base, fd_t listener) {
+  Op& op = impl_->begin(base, Kind::accept, listener, Step::io);
+  op.close_accepted();
+  op.address = {};
+  op.address_len = SocketAddress::capacity;
+  impl_->launch(op);
+}
+
+void IoUringProactor::connect(ProactorOperation& base, fd_t sock, const SocketAddress& to) {
+  Op& op = impl_->begin(base, Kind::connect, sock, Step::io);
+  op.to = to;
+  impl_->launch(op);
+}
+
+void IoUringProactor::sendfile(ProactorOperation& base, fd_t sock, int file, std::uint64_t offset, std::size_t count) {
+  // io_uring has no sendfile: wait until the socket takes data, then
+  // sendfile(2) from `offset` (pread-like: the file position stays).
+  Op& op = impl_->begin(base, Kind::sendfile, sock, Step::poll);
+  op.file = file;
+  op.offset = offset;
+  op.length = count;
+  impl_->launch(op);
+}
+
+namespace {
+
+// Contract 96: a blocking fd without FMODE_NOWAIT (a tty, some character
+// devices) would block io_uring_enter or pin an io-wq worker that cannot be
+// cancelled (liburing#354, #1623). Made non-blocking, as asyncio's pipe
+// transports do; such an fd then answers EAGAIN and is polled.
+void make_nonblocking(int fd, const char* call) {
+  int flags = fcntl(fd, F_GETFL);
+  if (flags < 0 || (!(flags & O_NONBLOCK) && fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0))
+    detail::throw_os_error(errno, std::string("io_uring ") + call + ": fcntl(fd " + std::to_string(fd) + ")");
+}
+
+}  // namespace
+
+void IoUringProactor::read(ProactorOperation& base, fd_t handle) {
+  Op& op = impl_->begin(base, Kind::read, handle, Step::io);
+  if (op.checked_fd != op.fd) {
+    make_nonblocking(op.fd, "read");
+    op.checked_fd = op.fd;
+  }
+  impl_->launch(op);
+}
+
+void IoUringProactor::write(ProactorOperation& base, fd_t handle) {
+  Op& op = impl_->begin(base, Kind::write, handle, Step::io);
+  if (op.checked_fd != op.fd) {
+    struct stat st {};
+    if (fstat(op.fd, &st) != 0)
+      detail::throw_os_error(errno, "io_uring write: fstat(fd " + std::to_string(op.fd) + ")");
+    make_nonblocking(op.fd, "write");
+    op.fifo = S_ISFIFO(st.st_mode);
+    op.socket = S_ISSOCK(st.st_mode);
+    op.checked_fd = op.fd;
+  }
+  // A write to a pipe with no reader raises SIGPIPE at the writing thread,
+  // here the loop's, and IORING_OP_WRITE has no MSG_NOSIGNAL: a pipe is
+  // polled and written with SIGPIPE blocked, a socket gets SEND.
+  if (op.fifo) op.step = Step::poll;
+  if (op.socket) op.kind = Kind::send;
+  impl_->launch(op);
+}
+
+bool IoUringProactor::is_cancelled(const ProactorOperation& op) const noexcept { return op.error == ECANCELED; }
+
+void IoUringProactor::cancel(ProactorOperation& base) noexcept {
+  auto& op = static_cast<Op&>(base);
+  if (!op.in_flight() || op.cancel_requested || !impl_->ring_ok) return;
+  op.cancel_requested = true;
+  // Not in the kernel yet: flush_backlog() sends the cancel after arming it.
+  if (op.queued) {
+    op.cancel_queued = false;
+    return;
+  }
+  impl_->send_cancel(op);
+}
+
+void IoUringProactor::cancel_all(fd_t fd) noexcept {
+  if (!impl_->ring_ok) return;
+  // Every operation on `fd` is marked, so that one between two steps (its
+  // poll done, its retry not yet armed) is not re-armed after the cancel
+  // went by: close(2) alone would not end it (liburing#932).
+  for (Op* op = impl_->head; op;) {
+    Op* next = op->next;
+    if (op->fd == fd) cancel(*op);
+    op = next;
+  }
+  // The caller closes `fd` next, and a new socket may take its number: what
+  // is still queued for it (and its cancels) goes to the kernel now, while
+  // the number still names this file.
+  try {
+    impl_->enable();
+    io_uring_submit(&impl_->ring);
+  } catch (...) {
+  }
+}
+
+void IoUringProactor::wait(std::int64_t timeout_ns) {
+  Impl& s = *impl_;
+  if (s.closing) throw std::logic_error("io_uring: wait() after close()");
+  s.flush_backlog();
+  if (!s.wake_armed) s.arm_wake();
+  int error = 0;
+  if (!s.enter(timeout_ns, &error)) {
+    if (error == EEXIST)
+      detail::throw_os_error(error,
+                             "io_uring_enter: the ring belongs to the thread that first ran the loop "
+                             "(IORING_SETUP_SINGLE_ISSUER)");
+    detail::throw_os_error(error, "io_uring_enter");
+  }
+  std::exception_ptr failure;
+  s.reap(failure);
+  if (failure) std::rethrow_exception(failure);
+}
+
+void IoUringProactor::wakeup() noexcept {
+  // One eventfd write while one is pending (contract 94: no other thread
+  // touches the SQ).
+  detail::Waker* waker = impl_->waker.get();
+  if (waker && !impl_->wake_pending.exchange(true, std::memory_order_acq_rel)) waker->wake();
+}
+
+void IoUringProactor::close() noexcept {
+  Impl& s = *impl_;
+  if (!s.ring_ok || s.closing) return;
+  s.closing = true;
+  bool drained = true;
+  try {
+    if (!s.enabled) {
+      // Nothing ever reached the kernel: the queued SQEs go with the ring.
+      while (s.head) s.finish(*s.head, ECANCELED, 0);
+      s.backlog_head = s.backlog_tail = nullptr;
+      s.wake_armed = false;
+    } else {
+      // Contract 93: cancel everything, the wakeup poll included, and reap
+      // every completion before the buffers and the ring go.
+      for (Op* op = s.head; op; op = op->next) {
+        op->cancel_requested = false;
+        cancel(*op);
+      }
+      if (s.wake_armed) {
+        if (io_uring_sqe* sqe = s.get_sqe()) {
+          io_uring_prep_cancel64(sqe, wake_tag, 0);
+          io_uring_sqe_set_data64(sqe, ignored);
+        }
+      }
+      auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+      std::exception_ptr ignore;
+      while ((s.head || s.wake_armed) && std::chrono::steady_clock::now() < deadline) {
+        s.flush_backlog();
+        int error = 0;
+        if (!s.enter(100'000'000, &error)) break;
+        s.reap(ignore);
+      }
+      drained = !s.head && !s.wake_armed;
+    }
+  } catch (...) {
+    drained = false;
+  }
+  if (drained && s.buf_ring) {
+    io_uring_unregister_buf_ring(&s.ring, buffer_group);
+    std::free(s.buf_ring);
+    s.buf_ring = nullptr;
+  }
+  // Not drained (the ring used from a second thread under SINGLE_ISSUER, or
+  // a request that outlived the second): what the kernel may still write
+  // into stays allocated; the operations keep themselves alive.
+  if (!drained) {
+    (void)s.buffers.release();
+    (void)s.scratch.release();
+  }
+  io_uring_queue_exit(&s.ring);
+  s.ring_ok = false;
+  s.waker.reset();  // as the selector loop's: no wakeup() after close()
+}
+
+std::size_t IoUringProactor::in_flight() const noexcept { return impl_->in_flight; }
+bool IoUringProactor::overflow_seen() const noexcept { return impl_->overflow_seen; }
+std::string_view IoUringProactor::setup_mode() const noexcept { return impl_->mode; }
+bool IoUringProactor::buffer_ring() const noexcept { return impl_->buffers != nullptr; }
+
+}  // namespace aio

@@ -1,0 +1,621 @@
+// The io_uring engine on its own (contracts 87-97): each case builds an
+// IoUringProactor and drives it with wait(), over real sockets, pipes and
+// files. The loop-level behaviour runs as loop[io_uring].
+#include "support.hpp"
+
+#if AIO_TEST_IO_URING
+#include <backends/io_uring_proactor.hpp>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <random>
+#include <system_error>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using Op = std::shared_ptr<aio::ProactorOperation>;
+
+constexpr std::string_view uring_unusable = "io_uring is refused on this machine";
+
+// The engine under test, or nullptr (and a skip) where the kernel refuses
+// io_uring. Its cases run once, in the io_uring run of the suite.
+std::unique_ptr<aio::IoUringProactor> make_proactor(aio::IoUringProactor::Options options = {}) {
+  const char* backend = std::getenv("AIO_BACKEND");
+  auto compiled = aio::compiled_backends();
+  bool registered = std::find(compiled.begin(), compiled.end(), "io_uring") != compiled.end();
+  if (registered && (!backend || std::string_view(backend) != "io_uring")) {
+    test::skip("io_uring engine cases run in loop[io_uring] only");
+    return nullptr;
+  }
+  try {
+    return std::make_unique<aio::IoUringProactor>(options);
+  } catch (const std::system_error&) {
+    test::skip(uring_unusable);
+    return nullptr;
+  }
+}
+
+// Waits until `done()`, failing the test after `timeout` seconds.
+void drive(aio::Proactor& proactor, const std::function<bool()>& done, double timeout = 5.0) {
+  auto deadline = Clock::now() + std::chrono::duration<double>(timeout);
+  while (!done()) {
+    REQUIRE(Clock::now() < deadline);
+    proactor.wait(10'000'000);
+  }
+}
+
+// An operation that counts its completions and records the results.
+struct Recorder {
+  int completions = 0;
+  int error = 0;
+  std::size_t bytes = 0;
+  std::string data;
+};
+Op make_op(aio::Proactor& proactor, Recorder& r) {
+  Op op = proactor.make_operation();
+  op->on_complete = [&r](aio::ProactorOperation& done) {
+    ++r.completions;
+    r.error = done.error;
+    r.bytes = done.bytes;
+    r.data.append(done.data.data(), done.data.size());
+  };
+  return op;
+}
+
+int open_fds() {
+  int n = 0;
+  for ([[maybe_unused]] auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) ++n;
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("io_uring: recv, wait_readable and send on a socket pair; end of stream is 0 bytes") {
+  auto proactor = make_proactor();
+  if (!proactor) return;
+  auto [a, b] = aio::Socket::socketpair();
+  Recorder readable, received, sent;
+  Op wait = make_op(*proactor, readable), recv = make_op(*proactor, received), send = make_op(*proactor, sent);
+  proactor->wait_readable(*wait, b.fileno());
+  send->buffer = "hello";
+  proactor->send(*send, a.fileno());
+  CHECK(sent.completions == 0);  // never inside the method that started it
+  drive(*proactor, [&] { return readable.completions == 1 && sent.completions == 1; });
+  CHECK(readable.error == 0);
+  CHECK(readable.bytes == 0);
+  CHECK(sent.bytes == 5);
+  proactor->recv(*recv, b.fileno(), 3);  // at most 3
+  drive(*proactor, [&] { return received.completions == 1; });
+  CHECK(received.data == "hel");
+  proactor->recv(*recv, b.fileno(), 100);
+  drive(*proactor, [&] { return received.completions == 2; });
+  CHECK(received.data == "hello");
+  a.shutdown_write();
+  proactor->recv(*recv, b.fileno(), 100);
+  drive(*proactor, [&] { return received.completions == 3; });
+  CHECK(received.error == 0);
+  CHECK(received.bytes == 0);
+  CHECK(proactor->in_flight() == 0);
+  proactor->close();
+}
+
+TEST_CASE("io_uring: recvfrom and sendto over UDP loopback, with and without an address") {
+  auto proactor = make_proactor();
+  if (!proactor) return;
+  auto server = aio::Socket::create(AF_INET, SOCK_DGRAM);
+  server.bind(aio::SocketAddress::parse("127.0.0.1", 0));
+  auto client = aio::Socket::create(AF_INET, SOCK_DGRAM);
+  client.bind(aio::SocketAddress::parse("127.0.0.1", 0));
+  Recorder got, put;
+  Op recv = make_op(*proactor, got), send = make_op(*proactor, put);
+  recv->buffer.resize(100);
+  proactor->recvfrom(*recv, server.fileno());
+  send->buffer = "datagram";
+  auto to = server.getsockname();
+  proactor->sendto(*send, client.fileno(), &to);
+  drive(*proactor, [&] { return got.completions == 1 && put.completions == 1; });
+  CHECK(put.bytes == 8);
+  CHECK(got.bytes == 8);
+  CHECK(recv->buffer.substr(0, got.bytes) == "datagram");
+  CHECK(recv->address == client.getsockname());
+  // A connected datagram socket: nullptr sends to its peer.
+  REQUIRE(::connect(static_cast<int>(client.fileno()), static_cast<const sockaddr*>(to.data()), to.size()) == 0);
+  send->buffer = "again";
+  proactor->sendto(*send, client.fileno(), nullptr);
+  proactor->recvfrom(*recv, server.fileno());
+  drive(*proactor, [&] { return got.completions == 2 && put.completions == 2; });
+  CHECK(recv->buffer.substr(0, got.bytes) == "again");
+  proactor->close();
+}
+
+TEST_CASE("io_uring: accept and connect on loopback; the accepted socket is non-blocking and close-on-exec") {
+  auto proactor = make_proactor();
+  if (!proactor) return;
+  auto listener = aio::Socket::create(AF_INET, SOCK_STREAM);
+  listener.bind(aio::SocketAddress::parse("127.0.0.1", 0));
+  listener.listen(8);
+  auto client = aio::Socket::create(AF_INET, SOCK_STREAM);
+  Recorder accepted, connected;
+  Op accept = make_op(*proactor, accepted), connect = make_op(*proactor, connected);
+  proactor->accept(*accept, listener.fileno());
+  proactor->connect(*connect, client.fileno(), listener.getsockname());
+  drive(*proactor, [&] { return accepted.completions == 1 && connected.completions == 1; });
+  CHECK(connected.error == 0);
+  REQUIRE(accepted.error == 0);
+  auto server = aio::Socket::adopt(accept->take_accepted());
+  REQUIRE(server);
+  CHECK(accept->address == client.getsockname());
+  CHECK((fcntl(static_cast<int>(server.fileno()), F_GETFL) & O_NONBLOCK) != 0);
+  CHECK((fcntl(static_cast<int>(server.fileno()), F_GETFD) & FD_CLOEXEC) != 0);
+  // A refused connect reports its error.
+  auto closed = aio::Socket::create(AF_INET, SOCK_STREAM);
+  closed.bind(aio::SocketAddress::parse("127.0.0.1", 0));
+  auto nobody = closed.getsockname();
+  closed.close();
+  auto other = aio::Socket::create(AF_INET, SOCK_STREAM);
+  proactor->connect(*connect, other.fileno(), nobody);
+  drive(*proactor, [&] { return connected.completions == 2; });
+  CHECK(connected.error == ECONNREFUSED);
+  // An accepted socket nobody takes is closed with its operation.
+  int before = open_fds();
+  auto late = aio::Socket::create(AF_INET, SOCK_STREAM);
+  proactor->accept(*accept, listener.fileno());
+  late.start_connect(listener.getsockname());
+  drive(*proactor, [&] { return accepted.completions == 2; });
+  CHECK(open_fds() == before + 2);  // `late` and the accepted one
+  accept.reset();
+  CHECK(open_fds() == before + 1);
+  proactor->close();
+}
+
+TEST_CASE("io_uring: sendfile sends from the offset and leaves the file position alone; 0 past the end") {
+  auto proactor = make_proactor();
+  if (!proactor) return;
+  FILE* f = std::tmpfile();
+  REQUIRE(f);
+  std::string content = test::pattern(100'000);
+  REQUIRE(std::fwrite(content.data(), 1, content.size(), f) == content.size());
+  std::fflush(f);
+  int file = fileno(f);
+  REQUIRE(lseek(file, 7, SEEK_SET) == 7);
+  auto [a, b] = aio::Socket::socketpair();
+  Recorder r;
+  Op op = make_op(*proactor, r);
+  std::string out;
+  std::uint64_t offset = 1000;
+  while (offset < content.size()) {
+    int before = r.completions;
+    proactor->sendfile(*op, a.fileno(), file, offset, content.size() - offset);
+    drive(*proactor, [&] { return r.completions == before + 1; });
+    REQUIRE(r.error == 0);
+    REQUIRE(r.bytes > 0);
+    offset += r.bytes;
+    char buf[65536];
+    while (auto n = b.try_recv(buf, sizeof buf)) out.append(buf, *n);
+  }
+  CHECK(out == content.substr(1000));
+  CHECK(lseek(file, 0, SEEK_CUR) == 7);
+  proactor->sendfile(*op, a.fileno(), file, content.size() + 5, 10);
+  drive(*proactor, [&] { return r.completions >= 2 && r.bytes == 0; });
+  CHECK(r.error == 0);
+  std::fclose(f);
+  proactor->close();
+}
+
+TEST_CASE("io_uring: read and write on a pipe; a closed pipe gives EPIPE, not SIGPIPE") {
+  auto proactor = make_proactor();
+  if (!proactor) return;
+  int fds[2];
+  REQUIRE(pipe2(fds, O_CLOEXEC) == 0);  // blocking: the engine must not block on it
+  Recorder in, out;
+  Op read = make_op(*proactor, in), write = make_op(*proactor, out);
+  read->buffer.resize(64);
+  proactor->read(*read, fds[0]);
+  proactor->wait(1'000'000);  // nothing there: the wait does not block
+  CHECK(in.completions == 0);
+  write->buffer = "through the pipe";
+  proactor->write(*write, fds[1]);
+  drive(*proactor, [&] { return in.completions == 1 && out.completions == 1; });
+  CHECK(out.bytes == 16);
+  CHECK(read->buffer.substr(0, in.bytes) == "through the pipe");
+  ::close(fds[0]);
+  proactor->write(*write, fds[1]);
+  drive(*proactor, [&] { return out.completions == 2; });
+  CHECK(out.error == EPIPE);
+  ::close(fds[1]);
+  // End of file on a pipe whose writer went: 0 bytes.
+  REQUIRE(pipe2(fds, O_CLOEXEC) == 0);
+  proactor->read(*read, fds[0]);
+  ::close(fds[1]);
+  drive(*proactor, [&] { return in.completions == 2; });
+  CHECK(in.error == 0);
+  CHECK(in.bytes == 0);
+  ::close(fds[0]);
+  proactor->close();
+}
+
+TEST_CASE("io_uring: a read on an idle pty master blocks neither the wait nor close()") {
+  // Contract 96: a tty lacks FMODE_NOWAIT on some kernels; a blocking read
+  // of it must not stall io_uring_enter or pin an uncancellable worker.
+  auto proactor = make_proactor();
+  if (!proactor) return;
+  int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+  REQUIRE(master >= 0);
+  REQUIRE(grantpt(master) == 0);
+  REQUIRE(unlockpt(master) == 0);
+  int slave = open(ptsname(master), O_RDWR | O_NOCTTY | O_CLOEXEC);
+  REQUIRE(slave >= 0);
+  Recorder r;
+  Op read = make_op(*proactor, r);
+  read->buffer.resize(64);
+  proactor->read(*read, master);
+  for (int i = 0; i < 3; ++i) {
+    auto start = Clock::now();
+    proactor->wait(10'000'000);
+    CHECK(Clock::now() - start < std::chrono::milliseconds(500));
+  }
+  CHECK(r.completions == 0);
+  REQUIRE(::write(slave, "tty\n", 4) == 4);
+  drive(*proactor, [&] { return r.completions == 1; });
+  CHECK(r.error == 0);
+  CHECK(read->buffer.substr(0, 3) == "tty");
+  proactor->read(*read, master);  // idle again, then closed
+  proactor->wait(0);
+  auto start = Clock::now();
+  proactor->close();
+  CHECK(Clock::now() - start < std::chrono::milliseconds(100));
+  ::close(slave);
+  ::close(master);
+}
+
+TEST_CASE("io_uring: wait_handle completes when a child's pidfd becomes readable") {
+  auto proactor = make_proactor();
+  if (!proactor) return;
+  pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    usleep(20'000);
+    _exit(3);
+  }
+  int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+  REQUIRE(pidfd >= 0);
+  Recorder r;
+  Op op = make_op(*proactor, r);
+  proactor->wait_handle(*op, pidfd);
+  drive(*proactor, [&] { return r.completions == 1; });
+  CHECK(r.error == 0);
+  int status = 0;
+  CHECK(waitpid(pid, &status, WNOHANG) == pid);
+  CHECK(WEXITSTATUS(status) == 3);
+  ::close(pidfd);
+  proactor->close();
+}
+
+TEST_CASE("io_uring: a short send completes short and the rest follows in order") {
+  auto proactor = make_proactor();
+  if (!proactor) return;
+  auto [a, b] = aio::Socket::socketpair();
+  a.set_option(SOL_SOCKET, SO_SNDBUF, 4096);
+  std::string content = test::pattern(4 << 20);
+  Recorder r;
+  Op op = make_op(*proactor, r);
+  std::string got;
+  std::size_t offset = 0;
+  bool short_seen = false;
+  auto deadline = Clock::now() + std::chrono::seconds(20);
+  while (offset < content.size()) {
+    REQUIRE(Clock::now() < deadline);
+    op->buffer.assign(content, offset, std::string::npos);
+    int before = r.completions;
+    proactor->send(*op, a.fileno());
+    while (r.completions == before) {
+      proactor->wait(1'000'000);
+      char buf[65536];
+      if (auto n = b.try_recv(buf, sizeof buf)) got.append(buf, *n);
+    }
+    REQUIRE(r.error == 0);
+    short_seen = short_seen || r.bytes < op->buffer.size();
+    offset += r.bytes;
+  }
+  char buf[65536];
+  while (got.size() < content.size()) {
+    REQUIRE(Clock::now() < deadline);
+    if (auto n = b.try_recv(buf, sizeof buf)) got.append(buf, *n);
+  }
+  CHECK(short_seen);
+  CHECK(got == content);
+  proactor->close();
+}
+
+TEST_CASE("io_uring: a completion storm larger than a 4-entry CQ loses nothing and repeats nothing") {
+  // The CQ may not be smaller than the SQ (io_uring_setup says EINVAL).
+  auto proactor = make_proactor({.sq_entries = 4, .cq_entries = 4});
+  if (!proactor) return;
+  constexpr int count = 4096;
+  std::vector<std::pair<aio::Socket, aio::Socket>> pairs;
+  std::vector<Op> ops;
+  std::vector<int> completions(count, 0);
+  for (int i = 0; i < count; ++i) {
+    pairs.push_back(aio::Socket::socketpair());
+    Op op = proactor->make_operation();
+    op->on_complete = [&completions, i](aio::ProactorOperation& done) {
+      ++completions[i];
+      CHECK(done.error == 0);
+      CHECK(std::string_view(done.data.data(), done.data.size()) == "x");
+    };
+    proactor->recv(*op, pairs.back().second.fileno(), 16);
+    ops.push_back(std::move(op));
+  }
+  proactor->wait(0);  // every receive in the kernel
+  for (auto& pair : pairs) REQUIRE(pair.first.try_send("x", 1) == 1u);
+  int done = 0;
+  drive(
+      *proactor,
+      [&] {
+        done = static_cast<int>(std::count(completions.begin(), completions.end(), 1));
+        return done == count;
+      },
+      30.0);
+  proactor->wait(10'000'000);
+  CHECK(std::all_of(completions.begin(), completions.end(), [](int n) { return n == 1; }));
+  CHECK(proactor->overflow_seen());
+  CHECK(proactor->in_flight() == 0);
+  proactor->close();
+}
+
+TEST_CASE("io_uring: an 8-entry SQ takes thousands of operations started at once") {
+  auto proactor = make_proactor({.sq_entries = 8});
+  if (!proactor) return;
+  constexpr int count = 2000;
+  std::vector<std::pair<aio::Socket, aio::Socket>> pairs;
+  std::vector<Op> ops;
+  int completed = 0;
+  for (int i = 0; i < count; ++i) {
+    pairs.push_back(aio::Socket::socketpair());
+    Op op = proactor->make_operation();
+    op->on_complete = [&completed](aio::ProactorOperation& done) {
+      CHECK(done.error == 0);
+      CHECK(done.bytes == 3u);
+      ++completed;
+    };
+    op->buffer = "abc";
+    proactor->send(*op, pairs.back().first.fileno());
+    ops.push_back(std::move(op));
+  }
+  drive(
+      *proactor, [&] { return completed == count; }, 20.0);
+  char buf[8];
+  for (auto& pair : pairs) CHECK(pair.second.try_recv(buf, sizeof buf) == 3u);
+  proactor->close();
+}
+
+TEST_CASE("io_uring: cancel racing completion loses no byte and completes each start once") {
+  auto proactor = make_proactor();
+  if (!proactor) return;
+  auto [a, b] = aio::Socket::socketpair();
+  std::mt19937 random(12345);
+  int completions = 0, cancelled = 0;
+  std::size_t received = 0;
+  Op op = proactor->make_operation();
+  op->on_complete = [&](aio::ProactorOperation& done) {
+    ++completions;
+    if (proactor->is_cancelled(done)) {
+      ++cancelled;
+      CHECK(done.data.empty());
+    } else {
+      CHECK(done.error == 0);
+      received += done.data.size();
+    }
+  };
+  constexpr int rounds = 5000;
+  std::size_t sent = 0;
+  auto deadline = Clock::now() + std::chrono::seconds(60);
+  for (int round = 0; round < rounds; ++round) {
+    REQUIRE(Clock::now() < deadline);
+    // Start, peer sends, cancel: in a random order (a cancel before the
+    // start finds nothing in flight and does nothing).
+    int order[3] = {0, 1, 2};
+    std::shuffle(std::begin(order), std::end(order), random);
+    for (int step : order) {
+      if (step == 0) proactor->recv(*op, b.fileno(), 1 + random() % 4);
+      if (step == 1) sent += a.try_send("y", 1).value_or(0);
+      if (step == 2) proactor->cancel(*op);
+      if (random() % 2) proactor->wait(0);
+    }
+    int expected = round + 1;
+    drive(*proactor, [&] { return completions == expected; });
+  }
+  // What a cancel left in the socket is read now.
+  while (received < sent) {
+    REQUIRE(Clock::now() < deadline);
+    int expected = completions + 1;
+    proactor->recv(*op, b.fileno(), 4096);
+    drive(*proactor, [&] { return completions == expected; });
+  }
+  CHECK(received == sent);
+  CHECK(completions >= rounds);
+  MESSAGE("cancelled " << cancelled << " of " << rounds);
+  CHECK(proactor->in_flight() == 0);
+  proactor->close();
+}
+
+TEST_CASE("io_uring: cancel_all ends every operation on one fd and no other") {
+  auto proactor = make_proactor();
+  if (!proactor) return;
+  auto [a, b] = aio::Socket::socketpair();
+  auto [c, d] = aio::Socket::socketpair();
+  Recorder r1, r2, r3;
+  Op recv = make_op(*proactor, r1), wait = make_op(*proactor, r2), other = make_op(*proactor, r3);
+  proactor->recv(*recv, b.fileno(), 10);
+  proactor->wait_readable(*wait, b.fileno());
+  proactor->wait_readable(*other, d.fileno());
+  proactor->wait(0);
+  proactor->cancel_all(b.fileno());
+  drive(*proactor, [&] { return r1.completions == 1 && r2.completions == 1; });
+  CHECK(r1.error == ECANCELED);
+  CHECK(proactor->is_cancelled(*recv));
+  CHECK(r2.error == ECANCELED);
+  proactor->wait(10'000'000);
+  CHECK(r3.completions == 0);
+  c.try_send("z", 1);
+  drive(*proactor, [&] { return r3.completions == 1; });
+  CHECK(r3.error == 0);
+  proactor->close();
+}
+
+TEST_CASE("io_uring: close() with 1,000 receives and accepts in flight returns at once; no callback runs") {
+  int fds_before = open_fds();
+  auto proactor = make_proactor();
+  if (!proactor) return;
+  std::vector<std::pair<aio::Socket, aio::Socket>> pairs;
+  auto listener = aio::Socket::create(AF_INET, SOCK_STREAM);
+  listener.bind(aio::SocketAddress::parse("127.0.0.1", 0));
+  listener.listen(8);
+  int ran = 0;
+  auto owner = std::make_shared<int>(0);
+  std::weak_ptr<int> watch = owner;
+  {
+    std::vector<Op> ops;
+    for (int i = 0; i < 1000; ++i) {
+      Op op = proactor->make_operation();
+      op->on_complete = [&ran](aio::ProactorOperation&) { ++ran; };
+      op->keep_alive = owner;
+      if (i % 10 == 0) {
+        proactor->accept(*op, listener.fileno());
+      } else {
+        pairs.push_back(aio::Socket::socketpair());
+        proactor->recv(*op, pairs.back().second.fileno(), 100);
+      }
+      ops.push_back(std::move(op));
+    }
+    proactor->wait(0);
+  }  // the proactor keeps them alive
+  owner.reset();
+  CHECK(proactor->in_flight() == 1000);
+  auto start = Clock::now();
+  proactor->close();
+  CHECK(Clock::now() - start < std::chrono::seconds(1));
+  CHECK(proactor->in_flight() == 0);
+  CHECK(ran == 0);
+  CHECK(watch.expired());
+  proactor.reset();
+  pairs.clear();
+  listener.close();
+  CHECK(open_fds() == fds_before);
+}
+
+TEST_CASE("io_uring: wakeup() from another thread ends a wait without a limit; wakeups coalesce") {
+  auto proactor = make_proactor();
+  if (!proactor) return;
+  std::atomic<bool> woke{false};
+  std::thread other([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    woke = true;
+    proactor->wakeup();
+  });
+  auto start = Clock::now();
+  while (!woke) proactor->wait(-1);
+  other.join();
+  CHECK(Clock::now() - start < std::chrono::seconds(5));
+  for (int i = 0; i < 1000; ++i) proactor->wakeup();
+  proactor->wait(100'000'000);  // takes them all at once
+  start = Clock::now();
+  proactor->wait(30'000'000);  // nothing left: the full timeout
+  CHECK(Clock::now() - start >= std::chrono::milliseconds(30));
+  // Many threads at once, while the loop waits.
+  std::atomic<int> calls{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t)
+    threads.emplace_back([&] {
+      for (int i = 0; i < 1000; ++i) {
+        proactor->wakeup();
+        ++calls;
+      }
+    });
+  while (calls < 8000) proactor->wait(1'000'000);
+  for (auto& t : threads) t.join();
+  proactor->close();
+}
+
+TEST_CASE("io_uring: timed waits are never early and sub-resolution delays do not spin") {
+  auto proactor = make_proactor();
+  if (!proactor) return;
+  for (std::int64_t ns : {1'000'000, 5'000'000, 20'000'000}) {
+    auto start = Clock::now();
+    proactor->wait(ns);
+    CHECK(Clock::now() - start >= std::chrono::nanoseconds(ns));
+  }
+  // Contract 7 at the engine: 1e-2 ... 1e-10 s are each reached in a few waits.
+  for (double delay = 1e-2; delay > 1e-11; delay /= 10) {
+    auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(delay));
+    int waits = 0;
+    for (auto now = Clock::now(); now < deadline; now = Clock::now()) {
+      auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - now).count();
+      proactor->wait(std::max<std::int64_t>(left, 1));
+      ++waits;
+    }
+    CAPTURE(delay);
+    CHECK(waits <= 20);
+  }
+  proactor->close();
+}
+
+TEST_CASE("io_uring: the ring is close-on-exec; setup reports what it got") {
+  auto proactor = make_proactor();
+  if (!proactor) return;
+  int rings = 0;
+  for (auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+    std::error_code ec;
+    auto target = std::filesystem::read_symlink(entry.path(), ec);
+    if (ec || target.string().find("io_uring") == std::string::npos) continue;
+    ++rings;
+    int fd = std::stoi(entry.path().filename().string());
+    CHECK((fcntl(fd, F_GETFD) & FD_CLOEXEC) != 0);
+  }
+  CHECK(rings >= 1);
+  std::string_view mode = proactor->setup_mode();
+  CHECK((mode == "defer_taskrun" || mode == "coop_taskrun" || mode == "plain"));
+  MESSAGE("io_uring setup: " << std::string(mode)
+                             << std::string(proactor->buffer_ring() ? ", provided buffers" : ", no buffer ring"));
+  proactor->close();
+}
+
+TEST_CASE("io_uring: AIO_IO_URING_FAIL=EPERM refuses setup as kernel.io_uring_disabled=2 does") {
+  auto probe = make_proactor();
+  if (!probe) return;
+  probe.reset();
+  test::ScopedEnv fail("AIO_IO_URING_FAIL", "EPERM");
+  try {
+    aio::IoUringProactor refused;
+    FAIL("setup was not refused");
+  } catch (const std::system_error& e) {
+    CHECK(e.code().value() == EPERM);
+    CHECK(std::string(e.what()).find("io_uring_setup") != std::string::npos);
+  }
+}
+
+TEST_CASE("io_uring: bad environment knobs name what is allowed") {
+  auto probe = make_proactor();
+  if (!probe) return;
+  probe.reset();
+  test::ScopedEnv bad("AIO_IO_URING_CQ_ENTRIES", "lots");
+  CHECK_THROWS_WITH_AS(aio::IoUringProactor(), doctest::Contains("expected a count from 1 to 32768"),
+                       std::invalid_argument);
+}
+
+#endif  // AIO_TEST_IO_URING
