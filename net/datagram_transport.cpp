@@ -26,6 +26,7 @@ void DatagramTransportBase::call_connection_made() { datagram_protocol_->connect
 // ---- Sending ----------------------------------------------------------------
 
 void DatagramTransportBase::sendto(std::string_view data, std::optional<SocketAddress> address) {
+  check_loop("sendto");
   if (address && address->size() == 0) throw std::invalid_argument("sendto: the address is empty");
   if (address && remote_ && !(*address == *remote_))
     throw std::invalid_argument("sendto: invalid address " + address->to_string() + ": this endpoint sends to " +

@@ -118,6 +118,7 @@ void StreamTransport::deliver_eof() {
 }
 
 void StreamTransport::pause_reading() {
+  check_loop("pause_reading");
   if (is_closing() || paused_) return;
   auto keep_alive = weak_from_this().lock();  // the reader may be the last owner
   paused_ = true;
@@ -125,6 +126,7 @@ void StreamTransport::pause_reading() {
 }
 
 void StreamTransport::resume_reading() {
+  check_loop("resume_reading");
   if (is_closing() || !paused_) return;
   paused_ = false;
   engine_start_reading();
@@ -133,6 +135,7 @@ void StreamTransport::resume_reading() {
 // ---- Writing ----------------------------------------------------------------
 
 void StreamTransport::write(std::string_view data) {
+  check_loop("write");
   if (sendfile_) throw std::runtime_error("unable to write; sendfile is in progress");
   send_or_buffer(data);
 }
@@ -158,6 +161,7 @@ void StreamTransport::send_or_buffer(std::string_view data) {
 }
 
 void StreamTransport::writelines(std::span<const std::string_view> lines) {
+  check_loop("writelines");
   std::string joined;
   for (std::string_view line : lines) joined += line;
   write(joined);
@@ -197,6 +201,7 @@ void StreamTransport::clear_write_buffer() noexcept {
 }
 
 void StreamTransport::write_eof() {
+  check_loop("write_eof");
   if (is_closing() || eof_) return;
   eof_ = true;
   if (get_write_buffer_size() == 0) engine_shutdown_write();

@@ -1,6 +1,8 @@
 #include <core/log.hpp>
 #include <net/transport_core.hpp>
 
+#include <stdexcept>
+#include <string>
 #include <system_error>
 
 namespace aio::detail {
@@ -73,7 +75,15 @@ bool TransportCore<Interface>::flushed() {
 }
 
 template <class Interface>
+void TransportCore<Interface>::check_loop(const char* method) const {
+  if (!loop_ref_.get())
+    throw std::runtime_error(std::string("Event loop is closed: ") + method +
+                             "() on a transport whose event loop is gone");
+}
+
+template <class Interface>
 void TransportCore<Interface>::set_write_buffer_limits(std::optional<long long> high, std::optional<long long> low) {
+  check_loop("set_write_buffer_limits");
   flow_.set_limits(high, low);
   update_flow();
 }
@@ -95,6 +105,7 @@ void TransportCore<Interface>::update_flow() {
 template <class Interface>
 void TransportCore<Interface>::close() {
   if (closing_) return;
+  check_loop("close");
   // Called from outside any callback, the reader registration may be the
   // last owner: stopping it must not destroy the transport under this call.
   auto keep_alive = this->weak_from_this().lock();

@@ -28,7 +28,10 @@ class TransportCore : public Interface, public std::enable_shared_from_this<Tran
 
   void close() override;
   bool is_closing() const noexcept override { return closing_; }
-  void abort() override { force_close(nullptr); }
+  void abort() override {
+    check_loop("abort");
+    force_close(nullptr);
+  }
   std::size_t get_write_buffer_size() const noexcept override { return buffered_; }
   std::pair<std::size_t, std::size_t> get_write_buffer_limits() const noexcept override { return flow_.limits(); }
   void set_write_buffer_limits(std::optional<long long> high, std::optional<long long> low) override;
@@ -43,7 +46,7 @@ class TransportCore : public Interface, public std::enable_shared_from_this<Tran
   void set_on_lost(Callback on_lost) { on_lost_ = std::move(on_lost); }
 
  protected:
-  explicit TransportCore(EventLoop& loop) : loop_(loop) {}
+  explicit TransportCore(EventLoop& loop) : loop_(loop), loop_ref_(loop) {}
 
   // ---- What the transport provides ----
   // The protocol's connection_made(*this), as its type has it.
@@ -67,6 +70,11 @@ class TransportCore : public Interface, public std::enable_shared_from_this<Tran
   virtual void engine_close() noexcept = 0;
 
   // ---- What the transport uses ----
+  // A transport may outlive its loop (kept past aio::run): releasing it is
+  // safe, as its destructor never touches the loop, but using it then is a
+  // std::runtime_error("Event loop is closed ..."), as asyncio's, never a
+  // use of freed memory. Every public method that reaches the loop calls it.
+  void check_loop(const char* method) const;
   // The protocol callbacks go to (its type is the transport's to check).
   void adopt_protocol(std::shared_ptr<BaseProtocol> protocol) { protocol_ = std::move(protocol); }
   // True for a write after close() or the loss of the connection, which is
@@ -110,6 +118,7 @@ class TransportCore : public Interface, public std::enable_shared_from_this<Tran
   bool lost_ = false;            // connection_lost ran
   bool protocol_connected_ = false;
   std::exception_ptr lost_error_;  // what force_close() closed with
+  LoopRef loop_ref_;               // null once the loop is destroyed
   Callback on_lost_;
 };
 

@@ -121,3 +121,39 @@ TEST_CASE("lifetimes: handles released after their loop is destroyed") {
   soon = aio::Handle();
   later = aio::TimerHandle();
 }
+
+TEST_CASE("lifetimes: a transport kept past aio::run: using it is a clear error, releasing it is safe") {
+  struct Sink : aio::Protocol {
+    void data_received(std::string_view) override {}
+  };
+  std::shared_ptr<aio::Transport> transport;
+  std::shared_ptr<aio::Server> server;
+  aio::run([](std::shared_ptr<aio::Transport>& out, std::shared_ptr<aio::Server>& srv) -> aio::Task<void> {
+    auto& loop = aio::get_running_loop();
+    aio::ProtocolFactory sink = [] { return std::make_shared<Sink>(); };
+    srv = co_await loop.create_server(sink, "127.0.0.1", 0);
+    int port = srv->sockets().front().getsockname().port();
+    auto made = co_await loop.create_connection(sink, "127.0.0.1", port);
+    out = made.first;
+    out->write("before");
+  }(transport, server));
+  REQUIRE(transport);
+  auto closed_error = [](auto&& use) {
+    try {
+      use();
+    } catch (const std::runtime_error& e) {
+      return is_closed_error(e);
+    }
+    return false;
+  };
+  CHECK(closed_error([&] { transport->write("after"); }));
+  CHECK(closed_error([&] { transport->pause_reading(); }));
+  CHECK(closed_error([&] { transport->resume_reading(); }));
+  CHECK(closed_error([&] { transport->write_eof(); }));
+  CHECK(closed_error([&] { transport->set_write_buffer_limits(1024); }));
+  CHECK(closed_error([&] { transport->abort(); }));
+  CHECK(closed_error([&] { transport->close(); }));
+  transport.reset();  // its socket closes; nothing touches the loop
+  server->close();
+  server.reset();
+}
