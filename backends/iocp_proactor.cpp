@@ -223,8 +223,7 @@ bool finish(IocpProactor::Impl& impl, IocpOperation& op, bool run) {
       return true;
     }
     case Kind::recvfrom:
-      if (op.error == 0)
-        op.address = SocketAddress::from_native(op.address_buf, static_cast<unsigned>(op.address_len));
+      if (op.error == 0) op.address = SocketAddress::from_native(op.address_buf, static_cast<unsigned>(op.address_len));
       return true;
     case Kind::accept: {
       if (op.error != 0 || !run) return true;
@@ -341,8 +340,8 @@ void IocpProactor::recvfrom(ProactorOperation& base, fd_t sock) {
   auto& op = impl_->prepare(base, Kind::recvfrom, sock);
   op.wsabuf = WSABUF{static_cast<ULONG>(op.buffer.size()), op.buffer.data()};
   op.address_len = sizeof(SOCKADDR_STORAGE);
-  bool ok = WSARecvFrom(as_socket(sock), &op.wsabuf, 1, nullptr, &op.flags,
-                        reinterpret_cast<sockaddr*>(op.address_buf), &op.address_len, op.overlapped(), nullptr) == 0;
+  bool ok = WSARecvFrom(as_socket(sock), &op.wsabuf, 1, nullptr, &op.flags, reinterpret_cast<sockaddr*>(op.address_buf),
+                        &op.address_len, op.overlapped(), nullptr) == 0;
   launch(op, ok, on("WSARecvFrom", sock));
 }
 
@@ -356,8 +355,8 @@ void IocpProactor::sendto(ProactorOperation& base, fd_t sock, const SocketAddres
     op.address_len = static_cast<int>(to->size());
     target = reinterpret_cast<const sockaddr*>(op.address_buf);
   }
-  bool ok = WSASendTo(as_socket(sock), &op.wsabuf, 1, nullptr, 0, target, op.address_len, op.overlapped(), nullptr) ==
-            0;
+  bool ok =
+      WSASendTo(as_socket(sock), &op.wsabuf, 1, nullptr, 0, target, op.address_len, op.overlapped(), nullptr) == 0;
   launch(op, ok, on("WSASendTo", sock) + (to ? " to " + to->to_string() : std::string()));
 }
 
@@ -533,7 +532,7 @@ bool IocpProactor::dequeue(unsigned long timeout_ms, bool run) {
       }
       if (op.error == 0 || op.error == WSAENOTSOCK)
         op.error = static_cast<LONG>(op.overlapped()->Internal) == status_cancelled ? ERROR_OPERATION_ABORTED
-                                                                                     : ERROR_GEN_FAILURE;
+                                                                                    : ERROR_GEN_FAILURE;
     }
     if (!finish(impl, op, run)) continue;  // started again: still in flight
     impl.unlink(op);

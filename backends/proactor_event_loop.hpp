@@ -46,8 +46,9 @@ class ProactorEventLoop : public EventLoop {
   void close_io() noexcept override;
   std::shared_ptr<detail::StreamTransport> make_socket_transport(Socket sock,
                                                                  std::shared_ptr<BaseProtocol> protocol) override;
-  std::shared_ptr<detail::DatagramTransportBase> make_datagram_transport(
-      Socket sock, std::shared_ptr<BaseProtocol> protocol, std::optional<SocketAddress> remote) override;
+  std::shared_ptr<detail::DatagramTransportBase> make_datagram_transport(Socket sock,
+                                                                         std::shared_ptr<BaseProtocol> protocol,
+                                                                         std::optional<SocketAddress> remote) override;
   Task<std::size_t> sendfile_native(fd_t sock, int file, std::uint64_t offset, std::size_t count,
                                     detail::StreamTransport* transport) override;
 

@@ -51,8 +51,9 @@ class SelectorEventLoop final : public EventLoop {
   void add_writer_impl(fd_t fd, detail::Callback callback) override;
   std::shared_ptr<detail::StreamTransport> make_socket_transport(Socket sock,
                                                                  std::shared_ptr<BaseProtocol> protocol) override;
-  std::shared_ptr<detail::DatagramTransportBase> make_datagram_transport(
-      Socket sock, std::shared_ptr<BaseProtocol> protocol, std::optional<SocketAddress> remote) override;
+  std::shared_ptr<detail::DatagramTransportBase> make_datagram_transport(Socket sock,
+                                                                         std::shared_ptr<BaseProtocol> protocol,
+                                                                         std::optional<SocketAddress> remote) override;
   void start_accepting(Server& server, std::size_t index) override;
   // sendfile(2) (or the BSDs' and macOS's) whenever the socket is writable.
   Task<std::size_t> sendfile_native(fd_t sock, int file, std::uint64_t offset, std::size_t count,

@@ -12,6 +12,7 @@
 // (debug mode checks it); call_soon_threadsafe is the way in from elsewhere.
 #pragma once
 
+#include <core/address.hpp>
 #include <core/callback.hpp>
 #include <core/context.hpp>
 #include <core/errors.hpp>
@@ -20,7 +21,6 @@
 #include <core/future.hpp>
 #include <core/handle.hpp>
 #include <core/task.hpp>
-#include <core/address.hpp>
 
 #include <cmath>
 #include <cstdint>
@@ -158,7 +158,7 @@ namespace detail {
 class Inbox;
 class StreamTransport;        // net/stream_transport.hpp
 class DatagramTransportBase;  // net/datagram_transport.hpp
-struct LoopAccess;           // net/loop_access.hpp
+struct LoopAccess;            // net/loop_access.hpp
 class TimerHeap;
 bool post_threadsafe(const std::shared_ptr<Inbox>& inbox, Callback callback);
 // The loop's inbox, for work posted from other threads that may outlive it.
@@ -440,7 +440,7 @@ class EventLoop {
   // count of 0, an offset off_t cannot hold, or a nonzero offset into a
   // pipe.
   Task<std::size_t> sock_sendfile(Socket& sock, int file, std::size_t offset = 0,
-                                          std::optional<std::size_t> count = std::nullopt, bool fallback = true);
+                                  std::optional<std::size_t> count = std::nullopt, bool fallback = true);
 
   // ---- Transports (net/transports.hpp) -----------------------------------
 

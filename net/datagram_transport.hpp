@@ -6,8 +6,8 @@
 // derives and supplies the engine_* operations.
 #pragma once
 
-#include <core/event_loop.hpp>
 #include <core/address.hpp>
+#include <core/event_loop.hpp>
 #include <net/transport_core.hpp>
 #include <net/transports.hpp>
 

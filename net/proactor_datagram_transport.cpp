@@ -32,9 +32,7 @@ class ProactorDatagramTransport final : public DatagramTransportBase {
     send_op_->on_complete = [this](ProactorOperation& op) { send_done(op); };
   }
 
-  std::any get_extra_info(std::string_view name) const override {
-    return datagram_extra_info(name, sock_, peername_);
-  }
+  std::any get_extra_info(std::string_view name) const override { return datagram_extra_info(name, sock_, peername_); }
 
  private:
   void engine_start_reading() override {

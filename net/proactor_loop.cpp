@@ -39,7 +39,8 @@ Task<std::size_t> ProactorEventLoop::sock_recv_into(Socket& sock, std::span<char
     if (!op) op = proactor_->make_operation();
     fd_t fd = sock.fileno();
     std::string what = on_socket("receive", sock);
-    co_await perform(*op, [&] { proactor_->wait_readable(*op, fd); }, std::move(what));
+    co_await perform(
+        *op, [&] { proactor_->wait_readable(*op, fd); }, std::move(what));
   }
 }
 
@@ -53,7 +54,8 @@ Task<std::pair<std::size_t, SocketAddress>> ProactorEventLoop::sock_recvfrom_int
   op->buffer.resize(buffer.size());
   fd_t fd = sock.fileno();
   std::string what = on_socket("recvfrom", sock);
-  co_await perform(*op, [&] { proactor_->recvfrom(*op, fd); }, std::move(what));
+  co_await perform(
+      *op, [&] { proactor_->recvfrom(*op, fd); }, std::move(what));
   std::memcpy(buffer.data(), op->buffer.data(), op->bytes);
   co_return std::pair{op->bytes, op->address};
 }
@@ -67,7 +69,8 @@ Task<void> ProactorEventLoop::sock_sendall(Socket& sock, std::string data) {
   do {
     op->buffer.assign(data, sent);
     std::string what = on_socket("send", sock);
-    co_await perform(*op, [&] { proactor_->send(*op, fd); }, std::move(what));
+    co_await perform(
+        *op, [&] { proactor_->send(*op, fd); }, std::move(what));
     sent += op->bytes;
   } while (sent < data.size());
 }
@@ -78,7 +81,8 @@ Task<std::size_t> ProactorEventLoop::sock_sendto(Socket& sock, std::string data,
   op->buffer = std::move(data);
   fd_t fd = sock.fileno();
   std::string what = on_socket("sendto", sock) + " to " + address.to_string();
-  co_await perform(*op, [&] { proactor_->sendto(*op, fd, &address); }, std::move(what));
+  co_await perform(
+      *op, [&] { proactor_->sendto(*op, fd, &address); }, std::move(what));
   co_return op->bytes;
 }
 
@@ -92,7 +96,8 @@ Task<void> ProactorEventLoop::sock_connect(Socket& sock, SocketAddress address) 
   std::shared_ptr<ProactorOperation> op = proactor_->make_operation();
   fd_t fd = sock.fileno();
   std::string what = on_socket("connect", sock) + " to " + address.to_string();
-  co_await perform(*op, [&] { proactor_->connect(*op, fd, address); }, std::move(what));
+  co_await perform(
+      *op, [&] { proactor_->connect(*op, fd, address); }, std::move(what));
 }
 
 Task<std::pair<Socket, SocketAddress>> ProactorEventLoop::sock_accept(Socket& sock) {
@@ -101,7 +106,8 @@ Task<std::pair<Socket, SocketAddress>> ProactorEventLoop::sock_accept(Socket& so
   fd_t fd = sock.fileno();
   // `sock` is not touched after the wait: a server may be gone by then.
   std::string what = on_socket("accept", sock);
-  co_await perform(*op, [&] { proactor_->accept(*op, fd); }, std::move(what));
+  co_await perform(
+      *op, [&] { proactor_->accept(*op, fd); }, std::move(what));
   Socket conn = Socket::adopt(op->take_accepted());
   co_return std::pair{std::move(conn), op->address};
 }
@@ -122,7 +128,8 @@ Task<std::size_t> ProactorEventLoop::sendfile_native(fd_t sock, int file, std::u
                                                      detail::StreamTransport*) {
   std::shared_ptr<ProactorOperation> op = proactor_->make_operation();
   std::string what = "sendfile (file " + std::to_string(file) + " to socket " + std::to_string(sock) + ")";
-  co_await perform(*op, [&] { proactor_->sendfile(*op, sock, file, offset, count); }, std::move(what));
+  co_await perform(
+      *op, [&] { proactor_->sendfile(*op, sock, file, offset, count); }, std::move(what));
   co_return op->bytes;
 }
 

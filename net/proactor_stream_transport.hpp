@@ -59,8 +59,8 @@ class ProactorStreamTransport : public StreamTransport {
   std::shared_ptr<ProactorOperation> write_op_;
   bool reading_ = false;
   bool closed_ = false;
-  std::string held_;          // received while paused, for resume_reading
-  bool held_eof_ = false;     // and the end of file after it
+  std::string held_;           // received while paused, for resume_reading
+  bool held_eof_ = false;      // and the end of file after it
   bool held_pending_ = false;  // a delivery of held_ is scheduled
   std::size_t sent_ = 0;       // bytes of the finished write not yet reported
   bool sent_ready_ = false;    // a write finished and engine_send() has not said so yet

@@ -84,5 +84,4 @@ std::shared_ptr<detail::DatagramTransportBase> detail::make_selector_datagram_tr
                                                      std::move(remote));
 }
 
-
 }  // namespace aio

@@ -66,5 +66,4 @@ std::shared_ptr<detail::StreamTransport> detail::make_selector_transport(EventLo
   return std::make_shared<SelectorSocketTransport>(loop, std::move(sock), std::move(protocol));
 }
 
-
 }  // namespace aio
