@@ -192,7 +192,12 @@ void StreamTransport::on_writable() {
     return;
   }
   if (get_write_buffer_size() <= sendfile_level_) wake_sendfile(nullptr);
-  if (flushed() && eof_) engine_shutdown_write();
+  if (flushed() && eof_) shut_write_side();
+}
+
+void StreamTransport::shut_write_side() {
+  if (std::exchange(write_shut_, true)) return;
+  engine_shutdown_write();
 }
 
 void StreamTransport::clear_write_buffer() noexcept {
@@ -204,7 +209,7 @@ void StreamTransport::write_eof() {
   check_loop("write_eof");
   if (is_closing() || eof_) return;
   eof_ = true;
-  if (get_write_buffer_size() == 0) engine_shutdown_write();
+  if (get_write_buffer_size() == 0) shut_write_side();
 }
 
 // ---- Sendfile ---------------------------------------------------------------

@@ -94,6 +94,10 @@ class StreamTransport : public TransportCore<Transport> {
   // lost with, else std::system_error(connection_aborted).
   std::exception_ptr sendfile_error() const;
   void send_or_buffer(std::string_view data);
+  // engine_shutdown_write(), once: write_eof() from the resume_writing()
+  // that on_writable() calls has shut it already, and a second
+  // shutdown(SHUT_WR) fails with ENOTCONN once the peer has closed too.
+  void shut_write_side();
   void deliver_eof();
   std::span<char> read_buffer();
   bool delivered(std::size_t n, std::span<char> buffer);
@@ -103,6 +107,7 @@ class StreamTransport : public TransportCore<Transport> {
   std::deque<std::string> buffer_;  // unsent data, oldest first
   std::size_t buffer_offset_ = 0;   // sent bytes of buffer_.front()
   bool eof_ = false;                // write_eof() was called
+  bool write_shut_ = false;         // and the write side was shut
   bool paused_ = false;             // reading paused
   bool sendfile_ = false;           // a sendfile is in progress
   Future<void> sendfile_waiter_;    // its pending wait

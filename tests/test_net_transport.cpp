@@ -1,7 +1,7 @@
 // Stream transports over a socket pair (CONTRACTS.md 22-32): one end wrapped
 // by connect_accepted_socket, the other driven by hand as the raw peer.
-#include <core/log.hpp>
 #include <core/address.hpp>
+#include <core/log.hpp>
 #include <net/protocols.hpp>
 #include <net/socket.hpp>
 #include <net/transports.hpp>
@@ -17,15 +17,19 @@
 #endif
 
 #include <any>
+#include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <exception>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -50,6 +54,7 @@ struct Recorder : aio::Protocol {
   bool keep_open = false;               // what eof_received returns
   std::function<void(aio::Transport&)> on_made;
   std::function<void(std::string_view)> on_data;
+  std::function<void()> on_resume;
 
   void connection_made(aio::Transport& t) override {
     CHECK(state == State::initial);
@@ -82,6 +87,7 @@ struct Recorder : aio::Protocol {
     CHECK((state == State::connected || state == State::eof));
     ++resumed;
     if (transport) size_at_resume = transport->get_write_buffer_size();
+    if (on_resume) on_resume();
   }
   void connection_lost(std::exception_ptr e) override {
     CHECK((state == State::connected || state == State::eof));
@@ -507,6 +513,62 @@ TEST_CASE("test_net_transport: write_eof after buffered data (30)") {
     CHECK_NOTHROW(c.tr->write_eof());
     CHECK_FALSE(c.proto->error);
   }
+  CHECK(errors.contexts.empty());
+  finish(*loop, c);
+}
+
+TEST_CASE("test_net_transport: write_eof from resume_writing shuts the write side once (30)") {
+  // The flush that empties the buffer calls resume_writing, which calls
+  // write_eof: the write side is shut there, and not again when the flush
+  // returns. By then the peer has read everything and closed, and a second
+  // shutdown(SHUT_WR) on Linux fails with ENOTCONN (it failed that way, now
+  // and then, in the interop test, which does just this).
+  using namespace std::chrono_literals;
+  auto loop = make_loop();
+  test::CaptureErrors errors(*loop);
+  auto [server, client] = tcp_pair(*loop);
+  Conn c = wrap(*loop, std::move(client), std::move(server));
+  c.tr->set_write_buffer_limits(0, 0);  // resume_writing only once the buffer is empty
+  std::string payload = pattern(8 << 20);
+  c.tr->write(payload);
+  REQUIRE(c.proto->paused == 1);
+
+  std::atomic<bool> peer_closed{false};
+  std::string got;
+  std::thread peer([&] {
+    // Reads to end of file and closes, without the loop; bounded.
+    auto deadline = std::chrono::steady_clock::now() + 20s;
+    std::vector<char> buffer(1 << 20);
+    while (std::chrono::steady_clock::now() < deadline) {
+      std::optional<std::size_t> n;
+      try {
+        n = c.peer.try_recv(buffer.data(), buffer.size());
+      } catch (const std::system_error&) {
+        break;
+      }
+      if (!n) {
+        std::this_thread::sleep_for(1ms);
+        continue;
+      }
+      if (*n == 0) break;
+      got.append(buffer.data(), *n);
+    }
+    c.peer.close();
+    peer_closed = true;
+  });
+  c.proto->on_resume = [&] {
+    c.proto->transport->write_eof();
+    auto deadline = std::chrono::steady_clock::now() + 20s;
+    while (!peer_closed && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(1ms);
+    std::this_thread::sleep_for(50ms);  // the peer's FIN reaches this socket
+  };
+  test::run_until(
+      *loop, [&] { return c.proto->lost > 0; }, 30.0);
+  peer.join();
+  CHECK(c.proto->resumed == 1);
+  CHECK(got.size() == payload.size());
+  CHECK(got == payload);
+  CHECK_FALSE(c.proto->error);
   CHECK(errors.contexts.empty());
   finish(*loop, c);
 }
