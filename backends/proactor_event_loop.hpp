@@ -51,6 +51,12 @@ class ProactorEventLoop : public EventLoop {
                                                                          std::optional<SocketAddress> remote) override;
   Task<std::size_t> sendfile_native(fd_t sock, int file, std::uint64_t offset, std::size_t count,
                                     detail::StreamTransport* transport) override;
+  // The proactor's read / write (and wait_readable for a watched write
+  // end) on the pipe (process/proactor_pipes.cpp).
+  std::shared_ptr<detail::StreamTransport> make_read_pipe_transport(fd_t fd,
+                                                                    std::shared_ptr<BaseProtocol> protocol) override;
+  std::shared_ptr<detail::StreamTransport> make_write_pipe_transport(fd_t fd, std::shared_ptr<BaseProtocol> protocol,
+                                                                     bool watch_reader) override;
 
  private:
   // perform() without the template: `op` was started already.

@@ -58,6 +58,15 @@ class SelectorEventLoop final : public EventLoop {
   // sendfile(2) (or the BSDs' and macOS's) whenever the socket is writable.
   Task<std::size_t> sendfile_native(fd_t sock, int file, std::uint64_t offset, std::size_t count,
                                     detail::StreamTransport* transport) override;
+#ifndef _WIN32
+  // read(2) / write(2) on readiness (process/selector_pipes.cpp). Winsock's
+  // select watches sockets only: a selector loop on Windows has no pipe
+  // transports, as asyncio's.
+  std::shared_ptr<detail::StreamTransport> make_read_pipe_transport(fd_t fd,
+                                                                    std::shared_ptr<BaseProtocol> protocol) override;
+  std::shared_ptr<detail::StreamTransport> make_write_pipe_transport(fd_t fd, std::shared_ptr<BaseProtocol> protocol,
+                                                                     bool watch_reader) override;
+#endif
 
  private:
   struct Watch {

@@ -186,6 +186,17 @@ void EventLoop::add_writer_impl(fd_t, detail::Callback) {
   no_readiness(*this, "add_writer");
 }
 
+std::shared_ptr<detail::StreamTransport> EventLoop::make_read_pipe_transport(fd_t, std::shared_ptr<BaseProtocol>) {
+  throw NotImplementedError("connect_read_pipe: the " + std::string(backend()) +
+                            " event loop has no pipe transports here (on Windows only the proactor has them)");
+}
+
+std::shared_ptr<detail::StreamTransport> EventLoop::make_write_pipe_transport(fd_t, std::shared_ptr<BaseProtocol>,
+                                                                              bool) {
+  throw NotImplementedError("connect_write_pipe: the " + std::string(backend()) +
+                            " event loop has no pipe transports here (on Windows only the proactor has them)");
+}
+
 bool EventLoop::remove_reader(fd_t) { return false; }
 bool EventLoop::remove_writer(fd_t) { return false; }
 

@@ -45,6 +45,8 @@ struct AddrInfo;      // net/dns.hpp
 class BaseProtocol;   // net/protocols.hpp
 class BaseTransport;  // net/transports.hpp
 class Transport;
+class ReadTransport;
+class WriteTransport;
 class DatagramProtocol;
 class DatagramTransport;
 class Server;  // net/server.hpp
@@ -534,6 +536,30 @@ class EventLoop {
   Task<std::size_t> sendfile(Transport& transport, int file, std::size_t offset = 0,
                              std::optional<std::size_t> count = std::nullopt, bool fallback = true);
 
+  // ---- Pipes (process/pipes.cpp) ---------------------------------------
+
+  // asyncio's connect_read_pipe / connect_write_pipe: a transport over one
+  // end of a pipe, FIFO, socket or character device (a pty, a tty), whose
+  // protocol, from `factory`, must be an aio::Protocol or
+  // aio::BufferedProtocol; returns (transport, protocol) once
+  // connection_made ran. `fd` (on Windows a pipe HANDLE opened for
+  // overlapped I/O) is made non-blocking, and the transport owns it from
+  // then on: closing the transport closes it. A read pipe delivers
+  // data_received, then at end of file (a pty's EIO included)
+  // eof_received and connection_lost(nullptr). A write pipe buffers with
+  // flow control as a socket transport; write_eof() closes it once flushed;
+  // a reader going away is noticed even while nothing is written, and is
+  // connection_lost(nullptr), or a std::system_error(broken_pipe) if data
+  // was still waiting; no write raises SIGPIPE. std::invalid_argument for
+  // a descriptor that is not open, one of another kind (a regular file),
+  // and an empty factory, a null protocol or one of another kind; fd is
+  // then left as it was. NotImplementedError on a loop without pipe
+  // transports (a selector loop on Windows, as asyncio's).
+  Task<std::pair<std::shared_ptr<ReadTransport>, std::shared_ptr<BaseProtocol>>> connect_read_pipe(
+      ProtocolFactory factory, fd_t fd);
+  Task<std::pair<std::shared_ptr<WriteTransport>, std::shared_ptr<BaseProtocol>>> connect_write_pipe(
+      ProtocolFactory factory, fd_t fd);
+
   // ---- DNS (net/dns.hpp) -----------------------------------------------
 
   // getaddrinfo on the default executor, with asyncio's keyword arguments;
@@ -621,6 +647,17 @@ class EventLoop {
   // the socket is not connected.
   virtual std::shared_ptr<detail::DatagramTransportBase> make_datagram_transport(
       Socket sock, std::shared_ptr<BaseProtocol> protocol, std::optional<SocketAddress> remote) = 0;
+  // A read-only / write-only stream transport over a pipe end that
+  // connect_read_pipe / connect_write_pipe checked and made non-blocking,
+  // not started yet; it owns `fd`. `watch_reader`: the write end is a FIFO
+  // or socket, which turns readable when its reader goes away (never a
+  // character device). The defaults throw NotImplementedError, as
+  // asyncio's BaseEventLoop.
+  virtual std::shared_ptr<detail::StreamTransport> make_read_pipe_transport(fd_t fd,
+                                                                            std::shared_ptr<BaseProtocol> protocol);
+  virtual std::shared_ptr<detail::StreamTransport> make_write_pipe_transport(fd_t fd,
+                                                                             std::shared_ptr<BaseProtocol> protocol,
+                                                                             bool watch_reader);
   // Starts accepting connections on listening socket `index` of `server`,
   // handing each to the server, until the server stops serving. The default
   // (net/server.cpp) accepts one connection at a time through sock_accept,

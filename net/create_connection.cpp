@@ -23,15 +23,9 @@ namespace aio {
 Task<std::pair<std::shared_ptr<Transport>, std::shared_ptr<BaseProtocol>>> EventLoop::connect_accepted_socket(
     ProtocolFactory factory, Socket sock) {
   detail::check_stream_socket(sock, AF_UNSPEC, "connect_accepted_socket");
-  if (!factory) throw std::invalid_argument("connect_accepted_socket: the protocol factory is empty");
-  std::shared_ptr<BaseProtocol> protocol = factory();
-  if (!protocol) throw std::invalid_argument("connect_accepted_socket: the protocol factory returned null");
+  std::shared_ptr<BaseProtocol> protocol = detail::make_stream_protocol(factory, "connect_accepted_socket");
   auto transport = detail::LoopAccess::make_socket_transport(*this, std::move(sock), protocol);
-  Future<void> made = create_future<void>();
-  transport->start([made]() mutable {
-    if (!made.done()) made.set_result();
-  });
-  co_await made;
+  co_await detail::start_transport(*this, transport);
   co_return std::pair<std::shared_ptr<Transport>, std::shared_ptr<BaseProtocol>>{transport, protocol};
 }
 

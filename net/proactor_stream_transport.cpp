@@ -1,3 +1,4 @@
+#include <backends/pipe_io.hpp>
 #include <backends/syscall.hpp>
 #include <net/proactor_stream_transport.hpp>
 #include <net/socket_extra_info.hpp>
@@ -16,11 +17,13 @@ constexpr std::size_t pipe_read_size = 64 * 1024;
 }  // namespace
 
 ProactorStreamTransport::ProactorStreamTransport(ProactorEventLoop& loop, std::shared_ptr<BaseProtocol> protocol,
-                                                 fd_t handle, bool socket, std::string what)
-    : StreamTransport(loop, std::move(protocol)),
+                                                 fd_t handle, bool socket, std::string what, Direction direction,
+                                                 bool watch_reader)
+    : StreamTransport(loop, std::move(protocol), direction),
       proactor_(loop.proactor()),
       handle_(handle),
       socket_(socket),
+      watch_reader_(watch_reader),
       what_(std::move(what)),
       read_op_(proactor_.make_operation()),
       write_op_(proactor_.make_operation()) {
@@ -33,6 +36,19 @@ ProactorStreamTransport::ProactorStreamTransport(ProactorEventLoop& loop, std::s
 // ---- Reading ------------------------------------------------------------------
 
 void ProactorStreamTransport::engine_start_reading() {
+  if (direction() == Direction::write) {
+    // The transport starts "reading" once: the reader watch, if any.
+    if (watch_reader_ && !read_op_->in_flight() && !closed_ && !lost_scheduled()) {
+      read_op_->keep_alive = shared_from_this();
+      try {
+        proactor_.wait_readable(*read_op_, handle_);
+      } catch (const std::system_error&) {
+        read_op_->keep_alive.reset();
+        fatal_error(std::current_exception(), "Fatal error on pipe transport");
+      }
+    }
+    return;
+  }
   reading_ = true;
   if (!held_.empty() || held_eof_) {
     // What came while paused goes first, from the loop: resume_reading()
@@ -64,6 +80,14 @@ void ProactorStreamTransport::post_read() {
 
 void ProactorStreamTransport::read_done(ProactorOperation& op) {
   if (closed_ || lost_scheduled()) return;
+  if (direction() == Direction::write) {
+    on_reader_gone();  // the write end turned readable, or failed: either way its reader is gone
+    return;
+  }
+  if (!socket_ && pipe_read_error_is_eof(op.error)) {
+    op.error = 0;
+    op.bytes = 0;
+  }
   if (op.error != 0) {
     fatal_error(os_error(op.error, (socket_ ? "recv (" : "read (") + what_ + ")"),
                 socket_ ? "Fatal read error on socket transport" : "Fatal read error on pipe transport");

@@ -29,8 +29,11 @@ class ProactorStreamTransport : public StreamTransport {
  protected:
   // `socket`: `handle` is a socket (recv/send), else a pipe (read/write).
   // `what`: names the handle in errors ("socket 5", "pipe \\.\pipe\x").
+  // `direction`: a pipe transport's one direction (StreamTransport). A
+  // write pipe with `watch_reader` keeps a wait_readable in flight instead
+  // of a read, which completes when its reader goes away.
   ProactorStreamTransport(ProactorEventLoop& loop, std::shared_ptr<BaseProtocol> protocol, fd_t handle, bool socket,
-                          std::string what);
+                          std::string what, Direction direction = Direction::both, bool watch_reader = false);
 
   void engine_start_reading() override;
   void engine_stop_reading() override { reading_ = false; }
@@ -54,6 +57,7 @@ class ProactorStreamTransport : public StreamTransport {
 
   fd_t handle_;
   bool socket_;
+  bool watch_reader_;
   std::string what_;
   std::shared_ptr<ProactorOperation> read_op_;
   std::shared_ptr<ProactorOperation> write_op_;
@@ -67,6 +71,7 @@ class ProactorStreamTransport : public StreamTransport {
 };
 
 // The stream transport of a ProactorEventLoop over a connected stream socket.
+// (Its pipe transports are in process/proactor_pipes.cpp.)
 std::shared_ptr<StreamTransport> make_proactor_socket_transport(ProactorEventLoop& loop, Socket sock,
                                                                 std::shared_ptr<BaseProtocol> protocol);
 

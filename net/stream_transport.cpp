@@ -1,5 +1,8 @@
 #include <net/stream_transport.hpp>
 
+#include <core/tasks.hpp>
+#include <net/protocols.hpp>
+
 #include <algorithm>
 #include <cstring>
 #include <stdexcept>
@@ -17,8 +20,19 @@ constexpr std::size_t read_size = 256 * 1024;
 
 }  // namespace
 
-StreamTransport::StreamTransport(EventLoop& loop, std::shared_ptr<BaseProtocol> protocol) : TransportCore(loop) {
+StreamTransport::StreamTransport(EventLoop& loop, std::shared_ptr<BaseProtocol> protocol, Direction direction)
+    : TransportCore(loop), direction_(direction) {
   set_protocol(std::move(protocol));
+}
+
+void StreamTransport::check_can_write(const char* method) const {
+  if (direction_ == Direction::read)
+    throw std::logic_error(std::string(method) + "() on a read pipe transport, which has no write side");
+}
+
+void StreamTransport::check_can_read(const char* method) const {
+  if (direction_ == Direction::write)
+    throw std::logic_error(std::string(method) + "() on a write pipe transport, which has no read side");
 }
 
 StreamTransport::~StreamTransport() = default;
@@ -111,14 +125,15 @@ void StreamTransport::deliver_eof() {
     fatal_error(std::current_exception(), "Fatal error: protocol.eof_received() call failed.");
     return;
   }
-  if (keep_open)
+  if (keep_open && direction_ == Direction::both)
     engine_stop_reading();  // half-open: the write side stays usable
   else
-    close();
+    close();  // a read pipe has nothing left to do
 }
 
 void StreamTransport::pause_reading() {
   check_loop("pause_reading");
+  check_can_read("pause_reading");
   if (is_closing() || paused_) return;
   auto keep_alive = weak_from_this().lock();  // the reader may be the last owner
   paused_ = true;
@@ -127,6 +142,7 @@ void StreamTransport::pause_reading() {
 
 void StreamTransport::resume_reading() {
   check_loop("resume_reading");
+  check_can_read("resume_reading");
   if (is_closing() || !paused_) return;
   paused_ = false;
   engine_start_reading();
@@ -136,6 +152,7 @@ void StreamTransport::resume_reading() {
 
 void StreamTransport::write(std::string_view data) {
   check_loop("write");
+  check_can_write("write");
   if (sendfile_) throw std::runtime_error("unable to write; sendfile is in progress");
   send_or_buffer(data);
 }
@@ -162,6 +179,7 @@ void StreamTransport::send_or_buffer(std::string_view data) {
 
 void StreamTransport::writelines(std::span<const std::string_view> lines) {
   check_loop("writelines");
+  check_can_write("writelines");
   std::string joined;
   for (std::string_view line : lines) joined += line;
   write(joined);
@@ -200,6 +218,16 @@ void StreamTransport::shut_write_side() {
   engine_shutdown_write();
 }
 
+void StreamTransport::on_reader_gone() {
+  if (lost_scheduled()) return;
+  if (get_write_buffer_size() > 0)
+    fatal_error(std::make_exception_ptr(std::system_error(std::make_error_code(std::errc::broken_pipe),
+                                                          "the pipe's reader went away with data still to write")),
+                "Fatal write error on pipe transport");  // quiet: a broken pipe is not reported
+  else
+    close();
+}
+
 void StreamTransport::clear_write_buffer() noexcept {
   buffer_.clear();
   buffer_offset_ = 0;
@@ -207,7 +235,12 @@ void StreamTransport::clear_write_buffer() noexcept {
 
 void StreamTransport::write_eof() {
   check_loop("write_eof");
+  check_can_write("write_eof");
   if (is_closing() || eof_) return;
+  if (direction_ == Direction::write) {
+    close();  // a pipe has no half-close: closing after the flush is its end of file
+    return;
+  }
   eof_ = true;
   if (get_write_buffer_size() == 0) shut_write_side();
 }
@@ -266,6 +299,26 @@ std::exception_ptr StreamTransport::sendfile_error() const {
   if (lost_error()) return lost_error();
   return std::make_exception_ptr(
       std::system_error(std::make_error_code(std::errc::connection_aborted), "sendfile: the transport was closed"));
+}
+
+// ---- Making one ----------------------------------------------------------------
+
+std::shared_ptr<BaseProtocol> make_stream_protocol(const ProtocolFactory& factory, const char* method) {
+  if (!factory) throw std::invalid_argument(std::string(method) + ": the protocol factory is empty");
+  std::shared_ptr<BaseProtocol> protocol = factory();
+  if (!protocol) throw std::invalid_argument(std::string(method) + ": the protocol factory returned null");
+  if (!dynamic_cast<Protocol*>(protocol.get()) && !dynamic_cast<BufferedProtocol*>(protocol.get()))
+    throw std::invalid_argument(std::string(method) +
+                                ": the protocol factory must make an aio::Protocol or aio::BufferedProtocol");
+  return protocol;
+}
+
+Task<void> start_transport(EventLoop& loop, std::shared_ptr<StreamTransport> transport) {
+  Future<void> made = loop.create_future<void>();
+  transport->start([made]() mutable {
+    if (!made.done()) made.set_result();
+  });
+  co_await made;
 }
 
 }  // namespace aio::detail

@@ -11,6 +11,7 @@
 #include <net/transports.hpp>
 
 #include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <memory>
 #include <optional>
@@ -23,16 +24,23 @@ namespace aio::detail {
 
 class StreamTransport : public TransportCore<Transport> {
  public:
-  StreamTransport(EventLoop& loop, std::shared_ptr<BaseProtocol> protocol);
+  // What the transport carries: both directions (a socket), or one, as
+  // asyncio's pipe transports: a read pipe closes itself at end of file
+  // whatever eof_received says; a write pipe closes on write_eof(), and its
+  // engine watches for the reader going away (on_reader_gone()). The
+  // methods of the missing direction throw std::logic_error.
+  enum class Direction : std::uint8_t { both, read, write };
+
+  StreamTransport(EventLoop& loop, std::shared_ptr<BaseProtocol> protocol, Direction direction = Direction::both);
   ~StreamTransport() override;
 
   void pause_reading() override;
   void resume_reading() override;
-  bool is_reading() const noexcept override { return !paused_ && !is_closing(); }
+  bool is_reading() const noexcept override { return direction_ != Direction::write && !paused_ && !is_closing(); }
   void write(std::string_view data) override;
   void writelines(std::span<const std::string_view> lines) override;
   void write_eof() override;
-  bool can_write_eof() const noexcept override { return true; }
+  bool can_write_eof() const noexcept override { return direction_ != Direction::read; }
   void set_protocol(std::shared_ptr<BaseProtocol> protocol) override;
 
   // ---- For EventLoop::sendfile (net/sendfile.cpp), one at a time ----
@@ -81,6 +89,12 @@ class StreamTransport : public TransportCore<Transport> {
   // hands `data` to the protocol, all of it (a BufferedProtocol in as many
   // pieces as its buffers take); empty `data` is the end of file.
   void on_received(std::span<const char> data);
+  // A write pipe's end became readable: its reader went away (a pipe) or
+  // the peer sent or closed (a socket). Closes, as asyncio's write pipe
+  // transport: with a BrokenPipe error if data was still waiting, else
+  // cleanly.
+  void on_reader_gone();
+  Direction direction() const noexcept { return direction_; }
 
  private:
   void call_connection_made() override;
@@ -94,6 +108,9 @@ class StreamTransport : public TransportCore<Transport> {
   // lost with, else std::system_error(connection_aborted).
   std::exception_ptr sendfile_error() const;
   void send_or_buffer(std::string_view data);
+  // Throws std::logic_error when the transport lacks that direction.
+  void check_can_write(const char* method) const;
+  void check_can_read(const char* method) const;
   // engine_shutdown_write(), once: write_eof() from the resume_writing()
   // that on_writable() calls has shut it already, and a second
   // shutdown(SHUT_WR) fails with ENOTCONN once the peer has closed too.
@@ -102,6 +119,7 @@ class StreamTransport : public TransportCore<Transport> {
   std::span<char> read_buffer();
   bool delivered(std::size_t n, std::span<char> buffer);
 
+  Direction direction_;
   Protocol* stream_ = nullptr;  // the protocol as a Protocol, or null
   BufferedProtocol* buffered_protocol_ = nullptr;
   std::deque<std::string> buffer_;  // unsent data, oldest first
@@ -113,6 +131,14 @@ class StreamTransport : public TransportCore<Transport> {
   Future<void> sendfile_waiter_;    // its pending wait
   std::size_t sendfile_level_ = 0;  // which completes at or below this many buffered bytes
 };
+
+// A protocol from `factory` for a stream transport. std::invalid_argument
+// naming `method` for an empty factory, a null protocol, or one that is
+// neither an aio::Protocol nor an aio::BufferedProtocol.
+std::shared_ptr<BaseProtocol> make_stream_protocol(const ProtocolFactory& factory, const char* method);
+
+// Starts `transport`; completes once its protocol's connection_made ran.
+Task<void> start_transport(EventLoop& loop, std::shared_ptr<StreamTransport> transport);
 
 template <class Recv>
 void StreamTransport::on_readable(Recv recv) {

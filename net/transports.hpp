@@ -35,22 +35,29 @@ class BaseTransport {
   virtual std::shared_ptr<BaseProtocol> get_protocol() const = 0;
 };
 
-class Transport : public BaseTransport {
+// The read side of a stream (asyncio's ReadTransport): what
+// connect_read_pipe returns. A read pipe transport closes itself at end of
+// file, whatever eof_received returns.
+class ReadTransport : public virtual BaseTransport {
  public:
-  // ---- Read side ----
   // Stops / restarts data_received; idempotent, and honoured even when
   // called from connection_made.
   virtual void pause_reading() = 0;
   virtual void resume_reading() = 0;
   virtual bool is_reading() const noexcept = 0;
+};
 
-  // ---- Write side ----
+// The write side of a stream (asyncio's WriteTransport): what
+// connect_write_pipe returns.
+class WriteTransport : public virtual BaseTransport {
+ public:
   // Sends `data` (copied if it cannot be sent at once). After close() or a
   // lost connection, writes are dropped and counted, with a warning after a few.
   virtual void write(std::string_view data) = 0;
   // As one write of the concatenation.
   virtual void writelines(std::span<const std::string_view> lines) = 0;
-  // Shuts the write side down once the buffer is flushed.
+  // Shuts the write side down once the buffer is flushed (a write pipe
+  // transport closes then).
   virtual void write_eof() = 0;
   virtual bool can_write_eof() const noexcept = 0;
   // Closes at once, dropping the buffer; connection_lost(nullptr) follows.
@@ -64,6 +71,15 @@ class Transport : public BaseTransport {
   virtual void set_write_buffer_limits(std::optional<long long> high = std::nullopt,
                                        std::optional<long long> low = std::nullopt) = 0;
 };
+
+// Both sides: a stream connection (asyncio's Transport).
+//
+// A protocol's connection_made receives a Transport& for pipes too: a
+// pipe transport then carries one direction only, and the methods of the
+// other throw std::logic_error naming the mistake (asyncio's pipe
+// transports do not have them at all). connect_read_pipe and
+// connect_write_pipe return it as the ReadTransport or WriteTransport it is.
+class Transport : public ReadTransport, public WriteTransport {};
 
 // A datagram endpoint (asyncio's DatagramTransport), from
 // EventLoop::create_datagram_endpoint. get_extra_info gives "sockname",

@@ -44,16 +44,6 @@ std::wstring pipe_name(const std::string& address, const char* method) {
   return wide;
 }
 
-std::shared_ptr<BaseProtocol> make_protocol(const ProtocolFactory& factory, const char* method) {
-  if (!factory) throw std::invalid_argument(std::string(method) + ": the protocol factory is empty");
-  std::shared_ptr<BaseProtocol> protocol = factory();
-  if (!protocol) throw std::invalid_argument(std::string(method) + ": the protocol factory returned null");
-  if (!dynamic_cast<Protocol*>(protocol.get()) && !dynamic_cast<BufferedProtocol*>(protocol.get()))
-    throw std::invalid_argument(std::string(method) +
-                                ": the protocol factory must make an aio::Protocol or aio::BufferedProtocol");
-  return protocol;
-}
-
 class PipeTransport final : public detail::ProactorStreamTransport {
  public:
   PipeTransport(WindowsProactorEventLoop& loop, UniqueHandle pipe, std::string address,
@@ -82,14 +72,9 @@ class PipeTransport final : public detail::ProactorStreamTransport {
 
 // Starts a transport over a connected pipe; returns once connection_made ran.
 Task<std::pair<std::shared_ptr<Transport>, std::shared_ptr<BaseProtocol>>> connect_pipe(
-    WindowsProactorEventLoop& loop, UniqueHandle pipe, std::string address,
-    std::shared_ptr<BaseProtocol> protocol) {
+    WindowsProactorEventLoop& loop, UniqueHandle pipe, std::string address, std::shared_ptr<BaseProtocol> protocol) {
   auto transport = std::make_shared<PipeTransport>(loop, std::move(pipe), std::move(address), protocol);
-  Future<void> made = loop.create_future<void>();
-  transport->start([made]() mutable {
-    if (!made.done()) made.set_result();
-  });
-  co_await made;
+  co_await detail::start_transport(loop, transport);
   co_return std::pair<std::shared_ptr<Transport>, std::shared_ptr<BaseProtocol>>{std::move(transport),
                                                                                  std::move(protocol)};
 }
@@ -145,7 +130,8 @@ class NamedPipeServer final : public PipeServer, public std::enable_shared_from_
         co_return;
       }
       try {
-        co_await loop.perform(*op, [&] { loop.iocp().connect_pipe(*op, instance); }, std::move(what));
+        co_await loop.perform(
+            *op, [&] { loop.iocp().connect_pipe(*op, instance); }, std::move(what));
       } catch (const std::system_error&) {
         if (auto self = weak.lock(); self && !self->closed_) self->report("Accept failed on pipe server ");
         co_return;
@@ -174,7 +160,7 @@ class NamedPipeServer final : public PipeServer, public std::enable_shared_from_
   void attach(UniqueHandle pipe) {
     std::shared_ptr<BaseProtocol> protocol;
     try {
-      protocol = make_protocol(factory_, "start_serving_pipe");
+      protocol = detail::make_stream_protocol(factory_, "start_serving_pipe");
     } catch (...) {
       report("Protocol factory failed for a client of pipe ");
       return;  // `pipe` closes here
@@ -194,7 +180,8 @@ class NamedPipeServer final : public PipeServer, public std::enable_shared_from_
 
 }  // namespace
 
-Task<std::shared_ptr<PipeServer>> WindowsProactorEventLoop::start_serving_pipe(ProtocolFactory factory, std::string address) {
+Task<std::shared_ptr<PipeServer>> WindowsProactorEventLoop::start_serving_pipe(ProtocolFactory factory,
+                                                                               std::string address) {
   check_closed();
   std::wstring name = pipe_name(address, "start_serving_pipe");
   if (!factory) throw std::invalid_argument("start_serving_pipe: the protocol factory is empty");
@@ -203,8 +190,8 @@ Task<std::shared_ptr<PipeServer>> WindowsProactorEventLoop::start_serving_pipe(P
   co_return server;
 }
 
-Task<std::pair<std::shared_ptr<Transport>, std::shared_ptr<BaseProtocol>>> WindowsProactorEventLoop::create_pipe_connection(
-    ProtocolFactory factory, std::string address) {
+Task<std::pair<std::shared_ptr<Transport>, std::shared_ptr<BaseProtocol>>>
+WindowsProactorEventLoop::create_pipe_connection(ProtocolFactory factory, std::string address) {
   check_closed();
   std::wstring name = pipe_name(address, "create_pipe_connection");
   if (!factory) throw std::invalid_argument("create_pipe_connection: the protocol factory is empty");
@@ -214,7 +201,7 @@ Task<std::pair<std::shared_ptr<Transport>, std::shared_ptr<BaseProtocol>>> Windo
                               FILE_FLAG_OVERLAPPED, nullptr);
     if (pipe != INVALID_HANDLE_VALUE) {
       UniqueHandle connected(pipe);
-      std::shared_ptr<BaseProtocol> protocol = make_protocol(factory, "create_pipe_connection");
+      std::shared_ptr<BaseProtocol> protocol = detail::make_stream_protocol(factory, "create_pipe_connection");
       co_return co_await connect_pipe(*this, std::move(connected), std::move(address), std::move(protocol));
     }
     DWORD err = GetLastError();
