@@ -21,6 +21,13 @@ void ProactorEventLoop::wakeup() noexcept { proactor_->wakeup(); }
 // references to operations, never to the proactor, and the name stays valid.
 void ProactorEventLoop::close_io() noexcept { proactor_->close(); }
 
+Task<void> ProactorEventLoop::wait_for_handle(fd_t handle) {
+  std::shared_ptr<ProactorOperation> op = proactor_->make_operation();
+  std::string what = "wait for handle " + std::to_string(handle);
+  co_await perform(
+      *op, [&] { proactor_->wait_handle(*op, handle); }, std::move(what));
+}
+
 Task<void> ProactorEventLoop::completion(std::shared_ptr<ProactorOperation> op, std::string what) {
   bool cancelled = false;
   while (op->in_flight()) {

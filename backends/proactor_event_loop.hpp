@@ -49,6 +49,8 @@ class ProactorEventLoop : public EventLoop {
   std::shared_ptr<detail::DatagramTransportBase> make_datagram_transport(Socket sock,
                                                                          std::shared_ptr<BaseProtocol> protocol,
                                                                          std::optional<SocketAddress> remote) override;
+  // A wait for the handle to turn readable (the child watcher's pidfd).
+  Task<void> wait_for_handle(fd_t handle) override;
   Task<std::size_t> sendfile_native(fd_t sock, int file, std::uint64_t offset, std::size_t count,
                                     detail::StreamTransport* transport) override;
   // The proactor's read / write (and wait_readable for a watched write

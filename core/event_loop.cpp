@@ -197,6 +197,10 @@ std::shared_ptr<detail::StreamTransport> EventLoop::make_write_pipe_transport(fd
                             " event loop has no pipe transports here (on Windows only the proactor has them)");
 }
 
+Task<void> EventLoop::wait_for_handle(fd_t) {
+  throw NotImplementedError("wait_for_handle: the " + std::string(backend()) + " event loop cannot wait for a handle");
+}
+
 bool EventLoop::remove_reader(fd_t) { return false; }
 bool EventLoop::remove_writer(fd_t) { return false; }
 

@@ -47,6 +47,9 @@ class BaseTransport;  // net/transports.hpp
 class Transport;
 class ReadTransport;
 class WriteTransport;
+class SubprocessTransport;
+class SubprocessProtocol;
+struct SubprocessOptions;  // process/subprocess.hpp
 class DatagramProtocol;
 class DatagramTransport;
 class Server;  // net/server.hpp
@@ -560,6 +563,33 @@ class EventLoop {
   Task<std::pair<std::shared_ptr<WriteTransport>, std::shared_ptr<BaseProtocol>>> connect_write_pipe(
       ProtocolFactory factory, fd_t fd);
 
+  // ---- Subprocesses (process/subprocess.hpp) -------------------------
+
+  // asyncio's subprocess_exec: runs `program` (searched in PATH unless it
+  // holds a '/') with `args` after it (argv is program, args...), its
+  // streams as `options` say (all three PIPE by default), and returns
+  // (transport, protocol) once the pipes are connected and connection_made
+  // ran; the protocol, from `factory`, must be an aio::SubprocessProtocol.
+  // The child starts with an empty signal mask and default signal
+  // dispositions, and inherits no descriptor but 0, 1, 2 and
+  // options.pass_fds. The exit is watched through the loop (a Linux pidfd);
+  // only this child is ever reaped. A child that cannot run throws its
+  // exact errno as std::system_error naming the program (ENOENT for a
+  // missing program or cwd, EACCES for a file that is not executable), and
+  // leaves no process and no descriptor behind; so does cancelling the call.
+  // std::invalid_argument for an empty program, a NUL in any string,
+  // STDOUT for anything but stderr, an empty factory or a protocol of
+  // another kind.
+  Task<std::pair<std::shared_ptr<SubprocessTransport>, std::shared_ptr<SubprocessProtocol>>> subprocess_exec(
+      ProtocolFactory factory, std::string program, std::vector<std::string> args, SubprocessOptions options);
+  Task<std::pair<std::shared_ptr<SubprocessTransport>, std::shared_ptr<SubprocessProtocol>>> subprocess_exec(
+      ProtocolFactory factory, std::string program, std::vector<std::string> args = {});
+  // The same with `/bin/sh -c cmd`.
+  Task<std::pair<std::shared_ptr<SubprocessTransport>, std::shared_ptr<SubprocessProtocol>>> subprocess_shell(
+      ProtocolFactory factory, std::string cmd, SubprocessOptions options);
+  Task<std::pair<std::shared_ptr<SubprocessTransport>, std::shared_ptr<SubprocessProtocol>>> subprocess_shell(
+      ProtocolFactory factory, std::string cmd);
+
   // ---- DNS (net/dns.hpp) -----------------------------------------------
 
   // getaddrinfo on the default executor, with asyncio's keyword arguments;
@@ -658,6 +688,11 @@ class EventLoop {
   virtual std::shared_ptr<detail::StreamTransport> make_write_pipe_transport(fd_t fd,
                                                                              std::shared_ptr<BaseProtocol> protocol,
                                                                              bool watch_reader);
+  // Completes when `handle` is signalled: a descriptor turns readable (a
+  // Linux pidfd, once its process exits) or, on Windows, a process handle
+  // is signalled. Cancelling the task stops the wait. The default throws
+  // NotImplementedError.
+  virtual Task<void> wait_for_handle(fd_t handle);
   // Starts accepting connections on listening socket `index` of `server`,
   // handing each to the server, until the server stops serving. The default
   // (net/server.cpp) accepts one connection at a time through sock_accept,

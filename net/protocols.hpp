@@ -17,6 +17,7 @@ namespace aio {
 
 class Transport;
 class DatagramTransport;
+class SubprocessTransport;
 
 class BaseProtocol {
  public:
@@ -72,6 +73,32 @@ class DatagramProtocol : public BaseProtocol {
   // EMSGSIZE for a datagram too large, ... The transport stays open; the
   // datagram that failed is dropped.
   virtual void error_received(std::exception_ptr error) { (void)error; }
+};
+
+// What a subprocess transport calls (EventLoop::subprocess_exec,
+// subprocess_shell): connection_made, then pipe_data_received /
+// pipe_connection_lost per pipe and process_exited, in the order they
+// happen, then connection_lost(nullptr) once the process has exited and
+// every pipe is closed. pause_writing / resume_writing follow the stdin
+// pipe's buffer.
+class SubprocessProtocol : public BaseProtocol {
+ public:
+  // `transport` stays valid until connection_lost returns.
+  virtual void connection_made(SubprocessTransport& transport) { (void)transport; }
+  // Data the child wrote to its stdout (fd 1) or stderr (fd 2); valid
+  // during the call only.
+  virtual void pipe_data_received(int fd, std::string_view data) {
+    (void)fd;
+    (void)data;
+  }
+  // One of the child's pipes closed (0: stdin, 1: stdout, 2: stderr);
+  // `error` is null after end of file or a close.
+  virtual void pipe_connection_lost(int fd, std::exception_ptr error) {
+    (void)fd;
+    (void)error;
+  }
+  // The child exited; get_returncode() has its code.
+  virtual void process_exited() {}
 };
 
 }  // namespace aio

@@ -14,6 +14,8 @@
 
 namespace aio {
 
+Task<void> SelectorEventLoop::wait_for_handle(fd_t handle) { return wait_ready(handle, false); }
+
 Task<void> SelectorEventLoop::wait_ready(fd_t fd, bool writable) {
   Future<void> ready = create_future<void>();
   auto wake = [ready]() mutable {

@@ -108,4 +108,24 @@ class DatagramTransport : public BaseTransport {
                                        std::optional<long long> low = std::nullopt) = 0;
 };
 
+// A child process with its pipes (asyncio's SubprocessTransport), from
+// EventLoop::subprocess_exec / subprocess_shell. close() closes the pipes
+// and kills the child if it still runs; it is still reaped (never left a
+// zombie), and connection_lost follows.
+class SubprocessTransport : public BaseTransport {
+ public:
+  virtual int get_pid() const noexcept = 0;
+  // The exit status, or -N after signal N; empty while it runs.
+  virtual std::optional<int> get_returncode() const noexcept = 0;
+  // The transport of the child's stdin (0, a WriteTransport), stdout (1) or
+  // stderr (2, ReadTransports), or null if that stream is no pipe or fd is
+  // none of these.
+  virtual std::shared_ptr<BaseTransport> get_pipe_transport(int fd) const = 0;
+  // Signals the child; ProcessLookupError-like std::system_error(ESRCH)
+  // once it has been reaped or the transport is closed.
+  virtual void send_signal(int signal) = 0;
+  virtual void terminate() = 0;  // SIGTERM
+  virtual void kill() = 0;       // SIGKILL
+};
+
 }  // namespace aio

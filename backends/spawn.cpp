@@ -1,0 +1,264 @@
+#include <backends/spawn.hpp>
+
+#include <backends/syscall.hpp>
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+#include <utility>
+
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char** environ;
+
+namespace aio::detail {
+namespace {
+
+void check_text(const std::string& text, const char* what) {
+  if (text.find('\0') != std::string::npos)
+    throw std::invalid_argument(std::string("subprocess: ") + what + " contains a NUL byte");
+}
+
+// What exec tries, in order: `program` itself when it names a path, else
+// each PATH directory (of the child's environment when given), as execvp.
+std::vector<std::string> candidates(const SpawnRequest& request) {
+  if (request.program.find('/') != std::string::npos) return {request.program};
+  const char* path = nullptr;
+  std::string from_env;
+  if (request.env) {
+    for (const std::string& entry : *request.env)
+      if (entry.rfind("PATH=", 0) == 0) from_env = entry.substr(5), path = from_env.c_str();
+  } else {
+    path = std::getenv("PATH");
+  }
+  std::string dirs = path ? path : "/bin:/usr/bin";
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  for (;;) {
+    std::size_t end = dirs.find(':', start);
+    std::string dir = dirs.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    out.push_back((dir.empty() ? std::string(".") : dir) + "/" + request.program);
+    if (end == std::string::npos) break;
+    start = end + 1;
+  }
+  return out;
+}
+
+// What the child reports through the error pipe before it gives up.
+struct ChildFailure {
+  int error;
+  int stage;  // 0: exec, 1: chdir, 2: another set-up step
+};
+
+[[noreturn]] void child_fail(int pipe_fd, int error, int stage) {
+  ChildFailure failure{error, stage};
+  ssize_t ignored = ::write(pipe_fd, &failure, sizeof failure);
+  (void)ignored;
+  _exit(127);
+}
+
+// Closes every descriptor from `low` up, but the sorted `keep` ones.
+void close_from(int low, const int* keep, std::size_t nkeep, int max_fd) {
+  for (std::size_t i = 0; i <= nkeep; ++i) {
+    int high = i < nkeep ? keep[i] - 1 : max_fd;
+    if (high >= low) {
+#ifdef SYS_close_range
+      if (syscall(SYS_close_range, static_cast<unsigned>(low), static_cast<unsigned>(high), 0u) != 0)
+#endif
+        for (int fd = low; fd <= high; ++fd) ::close(fd);
+    }
+    if (i < nkeep) low = keep[i] + 1;
+  }
+}
+
+}  // namespace
+
+SpawnedChild spawn(const SpawnRequest& request) {
+  if (request.program.empty()) throw std::invalid_argument("subprocess: the program is empty");
+  if (request.args.empty()) throw std::invalid_argument("subprocess: the argument list is empty");
+  check_text(request.program, "the program");
+  for (const std::string& arg : request.args) check_text(arg, "an argument");
+  if (request.cwd) check_text(*request.cwd, "cwd");
+  if (request.env)
+    for (const std::string& entry : *request.env) check_text(entry, "an environment entry");
+  for (int fd : request.pass_fds)
+    if (fd < 0) throw std::invalid_argument("subprocess: pass_fds holds a negative descriptor");
+
+  // Everything the child needs, made here: it must not allocate.
+  std::vector<std::string> paths = candidates(request);
+  std::vector<char*> argv;
+  for (const std::string& arg : request.args) argv.push_back(const_cast<char*>(arg.c_str()));
+  argv.push_back(nullptr);
+  std::vector<char*> envp;
+  if (request.env) {
+    for (const std::string& entry : *request.env) envp.push_back(const_cast<char*>(entry.c_str()));
+    envp.push_back(nullptr);
+  }
+  std::vector<int> keep = request.pass_fds;
+  auto [err_read, err_write] = make_pipe();
+  keep.push_back(err_write);
+  std::sort(keep.begin(), keep.end());
+  keep.erase(std::unique(keep.begin(), keep.end()), keep.end());
+  keep.erase(std::remove_if(keep.begin(), keep.end(), [](int fd) { return fd < 3; }), keep.end());
+  rlimit limit{};
+  int max_fd = getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur < INT_MAX
+                   ? static_cast<int>(limit.rlim_cur) - 1
+                   : 65535;
+  const char* cwd = request.cwd ? request.cwd->c_str() : nullptr;
+  char* const* child_env = request.env ? envp.data() : environ;
+
+  // Signals are blocked across fork so that no handler of ours runs in the
+  // child before its dispositions are reset.
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  pid_t pid = fork();
+  if (pid == 0) {
+    for (int sig = 1; sig < NSIG; ++sig) {
+      if (sig == SIGKILL || sig == SIGSTOP) continue;
+      struct sigaction dfl {};
+      dfl.sa_handler = SIG_DFL;
+      sigaction(sig, &dfl, nullptr);
+    }
+    sigset_t none;
+    sigemptyset(&none);
+    pthread_sigmask(SIG_SETMASK, &none, nullptr);
+    if (request.start_new_session && setsid() == -1) child_fail(err_write, errno, 2);
+    if (request.process_group && setpgid(0, *request.process_group) == -1) child_fail(err_write, errno, 2);
+    // A source among 0..2 could be overwritten before it is copied: move
+    // such sources above 2 first.
+    int source[3];
+    for (int i = 0; i < 3; ++i) {
+      source[i] = request.stdio[i];
+      if (source[i] >= 0 && source[i] < 3 && source[i] != i) {
+        source[i] = fcntl(source[i], F_DUPFD_CLOEXEC, 3);
+        if (source[i] == -1) child_fail(err_write, errno, 2);
+      }
+    }
+    for (int i = 0; i < 3; ++i) {
+      if (source[i] < 0) continue;
+      if (source[i] == i) {
+        if (fcntl(i, F_SETFD, 0) == -1) child_fail(err_write, errno, 2);
+      } else if (dup2(source[i], i) == -1) {
+        child_fail(err_write, errno, 2);
+      }
+    }
+    if (request.stderr_to_stdout && dup2(1, 2) == -1) child_fail(err_write, errno, 2);
+    for (int fd : request.pass_fds)
+      if (fcntl(fd, F_SETFD, 0) == -1) child_fail(err_write, errno, 2);
+    close_from(3, keep.data(), keep.size(), max_fd);
+    if (cwd && chdir(cwd) == -1) child_fail(err_write, errno, 1);
+    int error = ENOENT;
+    bool saw_eacces = false;
+    for (const std::string& path : paths) {
+      execve(path.c_str(), argv.data(), child_env);
+      if (errno == EACCES) saw_eacces = true;
+      // As execvp: keep looking on "not here"; anything else is the answer.
+      if (errno != ENOENT && errno != ENOTDIR && errno != EACCES) {
+        error = errno;
+        saw_eacces = false;
+        break;
+      }
+    }
+    child_fail(err_write, saw_eacces ? EACCES : error, 0);
+  }
+  int fork_error = errno;
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  close_fd(err_write);
+  if (pid < 0) {
+    close_fd(err_read);
+    throw_os_error(fork_error, "fork");
+  }
+  ChildFailure failure{};
+  ssize_t n;
+  do {
+    n = ::read(err_read, &failure, sizeof failure);
+  } while (n < 0 && errno == EINTR);
+  close_fd(err_read);
+  if (n == static_cast<ssize_t>(sizeof failure)) {
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (failure.stage == 1) throw_os_error(failure.error, "subprocess: cwd '" + *request.cwd + "'");
+    if (failure.stage == 2)
+      throw_os_error(failure.error, "subprocess: setting up the child of '" + request.program + "'");
+    throw_os_error(failure.error, "subprocess: cannot run '" + request.program + "'");
+  }
+  SpawnedChild child;
+  child.pid = pid;
+#ifdef SYS_pidfd_open
+  long pidfd = syscall(SYS_pidfd_open, pid, 0);  // close-on-exec by definition
+  child.pidfd = pidfd >= 0 ? static_cast<fd_t>(pidfd) : -1;
+#endif
+  return child;
+}
+
+std::optional<int> reap_child(int pid, bool* reaped_elsewhere) {
+  int status = 0;
+  pid_t r;
+  do {
+    r = waitpid(pid, &status, WNOHANG);
+  } while (r < 0 && errno == EINTR);
+  if (r == 0) return std::nullopt;
+  if (r < 0) {
+    if (reaped_elsewhere) *reaped_elsewhere = true;
+    return 255;
+  }
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return -WTERMSIG(status);
+  return std::nullopt;  // stopped or continued: still running
+}
+
+int wait_child(int pid) noexcept {
+  int status = 0;
+  pid_t r;
+  do {
+    r = waitpid(pid, &status, 0);
+  } while (r < 0 && errno == EINTR);
+  if (r < 0) return 255;
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return -WTERMSIG(status);
+  return 255;
+}
+
+void signal_child(int pid, int signal) {
+  if (::kill(pid, signal) != 0)
+    throw_os_error(errno, "kill(" + std::to_string(pid) + ", " + std::to_string(signal) + ")");
+}
+
+int terminate_signal() noexcept { return SIGTERM; }
+int kill_signal() noexcept { return SIGKILL; }
+
+std::pair<int, int> make_pipe() {
+  int fds[2];
+#ifdef __linux__
+  if (pipe2(fds, O_CLOEXEC) != 0) throw_os_error(errno, "pipe2");
+#else
+  if (pipe(fds) != 0) throw_os_error(errno, "pipe");
+  fcntl(fds[0], F_SETFD, FD_CLOEXEC);
+  fcntl(fds[1], F_SETFD, FD_CLOEXEC);
+#endif
+  return {fds[0], fds[1]};
+}
+
+int open_devnull(bool for_writing) {
+  int fd = ::open("/dev/null", (for_writing ? O_WRONLY : O_RDONLY) | O_CLOEXEC);
+  if (fd < 0) throw_os_error(errno, "open /dev/null");
+  return fd;
+}
+
+void close_fd(int fd) noexcept {
+  if (fd >= 0) ::close(fd);
+}
+
+}  // namespace aio::detail

@@ -1,0 +1,55 @@
+// Subprocesses (asyncio's subprocess_exec / subprocess_shell): where the
+// child's standard streams go, and the other options of a spawn.
+#pragma once
+
+#include <core/fd.hpp>
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace aio {
+
+// One of the child's stdin, stdout, stderr (asyncio's PIPE, DEVNULL,
+// STDOUT, a descriptor, or None to inherit).
+class Stdio {
+ public:
+  enum class Kind { inherit, pipe, devnull, to_stdout, fd };
+  static Stdio inherit() noexcept { return Stdio(Kind::inherit); }
+  static Stdio pipe() noexcept { return Stdio(Kind::pipe); }
+  static Stdio devnull() noexcept { return Stdio(Kind::devnull); }
+  // stderr only: where stdout goes.
+  static Stdio to_stdout() noexcept { return Stdio(Kind::to_stdout); }
+  // An open descriptor of the parent's, copied to the child (the parent
+  // keeps it).
+  static Stdio from_fd(fd_t fd) noexcept { return Stdio(Kind::fd, fd); }
+
+  Kind kind() const noexcept { return kind_; }
+  fd_t fd() const noexcept { return fd_; }
+
+ private:
+  explicit Stdio(Kind kind, fd_t fd = -1) noexcept : kind_(kind), fd_(fd) {}
+  Kind kind_;
+  fd_t fd_;
+};
+
+inline const Stdio PIPE = Stdio::pipe();
+inline const Stdio DEVNULL = Stdio::devnull();
+inline const Stdio STDOUT = Stdio::to_stdout();
+
+struct SubprocessOptions {
+  Stdio stdin_ = PIPE;
+  Stdio stdout_ = PIPE;
+  Stdio stderr_ = PIPE;
+  std::optional<std::string> cwd{};
+  // The child's whole environment; the parent's when empty.
+  std::optional<std::map<std::string, std::string>> env{};
+  // Descriptors the child keeps (besides 0, 1, 2, which it always has).
+  std::vector<int> pass_fds{};
+  bool start_new_session = false;
+  // setpgid(0, value) in the child (0: a new group led by the child).
+  std::optional<int> process_group{};
+};
+
+}  // namespace aio

@@ -1,0 +1,362 @@
+// subprocess_exec / subprocess_shell (asyncio's test_subprocess.py and
+// test_events.py SubprocessTestsMixin), with real programs as peers: /bin/sh,
+// cat, sleep, true. On every POSIX backend.
+#include "support.hpp"
+
+#ifndef _WIN32
+#include <core/errors.hpp>
+#include <net/protocols.hpp>
+#include <net/transports.hpp>
+#include <process/subprocess.hpp>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <exception>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+#include <vector>
+
+using test::make_loop;
+using test::run_until;
+
+namespace {
+
+// asyncio's MySubprocessProtocol, with the order of contract 67 checked:
+// connection_made first, connection_lost last, and only after
+// process_exited and every pipe_connection_lost.
+struct Child : aio::SubprocessProtocol {
+  aio::SubprocessTransport* transport = nullptr;
+  std::string out, err;
+  std::vector<int> pipes_lost;
+  std::vector<std::string> events;
+  bool exited = false, lost = false;
+  std::exception_ptr error;
+
+  void connection_made(aio::SubprocessTransport& t) override {
+    CHECK(events.empty());
+    transport = &t;
+    events.push_back("made");
+  }
+  void pipe_data_received(int fd, std::string_view data) override {
+    CHECK(!events.empty());
+    CHECK_FALSE(lost);
+    (fd == 1 ? out : err) += data;
+  }
+  void pipe_connection_lost(int fd, std::exception_ptr e) override {
+    CHECK_FALSE(lost);
+    CHECK_FALSE(e);
+    pipes_lost.push_back(fd);
+    events.push_back("pipe" + std::to_string(fd));
+  }
+  void process_exited() override {
+    CHECK_FALSE(exited);
+    CHECK_FALSE(lost);
+    exited = true;
+    events.push_back("exited");
+  }
+  void connection_lost(std::exception_ptr e) override {
+    CHECK(exited);
+    CHECK_FALSE(lost);
+    lost = true;
+    error = e;
+    transport = nullptr;
+    events.push_back("lost");
+  }
+};
+
+using Pair = std::pair<std::shared_ptr<aio::SubprocessTransport>, std::shared_ptr<aio::SubprocessProtocol>>;
+
+// (protocol, transport): the transport may have finished by the time this
+// returns, so the test keeps its own reference.
+std::pair<std::shared_ptr<Child>, std::shared_ptr<aio::SubprocessTransport>> spawn(
+    aio::EventLoop& loop, std::string program, std::vector<std::string> args, aio::SubprocessOptions options = {}) {
+  auto child = std::make_shared<Child>();
+  aio::ProtocolFactory factory = [child] { return child; };
+  Pair pair = test::run(loop, loop.subprocess_exec(factory, std::move(program), std::move(args), std::move(options)));
+  CHECK(pair.second == child);
+  return {child, pair.first};
+}
+
+// No child of this process is left, not even a zombie.
+bool no_children() {
+  siginfo_t info{};
+  return waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) == -1 && errno == ECHILD;
+}
+
+}  // namespace
+
+TEST_CASE("test_subprocess: output, exit code and the order of the callbacks (67)") {
+  auto loop = make_loop();
+  test::CaptureErrors errors(*loop);
+  auto [child, transport] = spawn(*loop, "/bin/sh", {"-c", "echo out; echo err >&2; exit 7"});
+  int pid = transport->get_pid();
+  CHECK(pid > 0);
+  REQUIRE(transport->get_pipe_transport(0));
+  REQUIRE(transport->get_pipe_transport(1));
+  CHECK_FALSE(transport->get_pipe_transport(3));
+  run_until(*loop, [&] { return child->lost; });
+  CHECK(child->out == "out\n");
+  CHECK(child->err == "err\n");
+  CHECK(child->events.front() == "made");
+  CHECK(child->events.back() == "lost");
+  CHECK(child->pipes_lost.size() == 3);
+  CHECK_FALSE(child->error);
+  CHECK(errors.contexts.empty());
+  CHECK(no_children());
+  loop->close();
+}
+
+TEST_CASE("test_subprocess: a round trip through cat, byte for byte") {
+  auto loop = make_loop();
+  auto child = std::make_shared<Child>();
+  aio::ProtocolFactory factory = [child] { return child; };
+  Pair pair = test::run(*loop, loop->subprocess_exec(factory, "cat", {}));
+  auto stdin_pipe = std::dynamic_pointer_cast<aio::WriteTransport>(pair.first->get_pipe_transport(0));
+  REQUIRE(stdin_pipe);
+  std::string payload = test::pattern(4 << 20);
+  stdin_pipe->write(payload);
+  stdin_pipe->write_eof();
+  run_until(
+      *loop, [&] { return child->lost; }, 60.0);
+  CHECK(child->out.size() == payload.size());
+  CHECK(child->out == payload);
+  CHECK(pair.first->get_returncode() == 0);
+  loop->close();
+}
+
+TEST_CASE("test_subprocess: a program that cannot run raises its errno and leaves nothing (72)") {
+  auto loop = make_loop();
+  int before = test::open_fd_count();
+  aio::ProtocolFactory factory = [] { return std::make_shared<Child>(); };
+  auto expect_errno = [&](std::string program, aio::SubprocessOptions options, std::errc code, std::string named) {
+    try {
+      test::run(*loop, loop->subprocess_exec(factory, program, {}, std::move(options)));
+      FAIL("no exception");
+    } catch (const std::system_error& e) {
+      CHECK(e.code() == code);
+      CHECK(std::string(e.what()).find(named) != std::string::npos);
+    }
+  };
+  expect_errno("aiocpp-no-such-program", {}, std::errc::no_such_file_or_directory, "aiocpp-no-such-program");
+  expect_errno("/nonexistent/dir/prog", {}, std::errc::no_such_file_or_directory, "/nonexistent/dir/prog");
+  {
+    test::TempFile script("#!/bin/sh\nexit 0\n");  // not executable
+    expect_errno(script.path, {}, std::errc::permission_denied, script.path);
+  }
+  aio::SubprocessOptions bad_cwd;
+  bad_cwd.cwd = "/nonexistent/aiocpp-cwd";
+  expect_errno("true", bad_cwd, std::errc::no_such_file_or_directory, "/nonexistent/aiocpp-cwd");
+  CHECK(test::open_fd_count() == before);
+  CHECK(no_children());
+  loop->close();
+}
+
+TEST_CASE("test_subprocess: bad arguments are refused") {
+  auto loop = make_loop();
+  aio::ProtocolFactory factory = [] { return std::make_shared<Child>(); };
+  CHECK_THROWS_AS(test::run(*loop, loop->subprocess_exec(factory, "", {})), std::invalid_argument);
+  CHECK_THROWS_AS(test::run(*loop, loop->subprocess_exec(factory, "echo", {std::string("a\0b", 3)})),
+                  std::invalid_argument);
+  CHECK_THROWS_AS(test::run(*loop, loop->subprocess_exec({}, "true", {})), std::invalid_argument);
+  aio::ProtocolFactory wrong = [] { return std::make_shared<aio::Protocol>(); };
+  CHECK_THROWS_AS(test::run(*loop, loop->subprocess_exec(wrong, "true", {})), std::invalid_argument);
+  CHECK_THROWS_AS(test::run(*loop, loop->subprocess_exec(factory, "true", {}, {.stdout_ = aio::STDOUT})),
+                  std::invalid_argument);
+  aio::SubprocessOptions bad_env;
+  bad_env.env = std::map<std::string, std::string>{{"A=B", "c"}};
+  CHECK_THROWS_AS(test::run(*loop, loop->subprocess_exec(factory, "true", {}, bad_env)), std::invalid_argument);
+  CHECK(no_children());
+  loop->close();
+}
+
+TEST_CASE("test_subprocess: stdio options, cwd, env and pass_fds (80)") {
+  auto loop = make_loop();
+  SUBCASE("stderr to stdout, stdin from /dev/null") {
+    aio::SubprocessOptions options;
+    options.stdin_ = aio::DEVNULL;
+    options.stderr_ = aio::STDOUT;
+    auto [child, transport] = spawn(*loop, "/bin/sh", {"-c", "cat; echo one; echo two >&2"}, options);
+    CHECK_FALSE(transport->get_pipe_transport(0));
+    CHECK_FALSE(transport->get_pipe_transport(2));
+    run_until(*loop, [&] { return child->lost; });
+    CHECK(child->out == "one\ntwo\n");
+    CHECK(child->err.empty());
+  }
+  SUBCASE("cwd and a whole environment") {
+    aio::SubprocessOptions options;
+    options.cwd = "/";
+    options.env = std::map<std::string, std::string>{{"AIO_TEST", "value 1"}, {"PATH", "/usr/bin:/bin"}};
+    auto [child, transport] = spawn(*loop, "/bin/sh", {"-c", "echo \"$AIO_TEST\"; pwd; echo ${HOME-unset}"}, options);
+    run_until(*loop, [&] { return child->lost; });
+    CHECK(child->out == "value 1\n/\nunset\n");
+  }
+  SUBCASE("a descriptor of the parent as stdout, and pass_fds") {
+    int out[2], extra[2];
+    REQUIRE(pipe2(out, O_CLOEXEC) == 0);
+    REQUIRE(pipe2(extra, O_CLOEXEC) == 0);
+    aio::SubprocessOptions options;
+    options.stdout_ = aio::Stdio::from_fd(out[1]);
+    options.pass_fds = {extra[1]};
+    std::string script = "echo to-stdout; echo to-extra >&" + std::to_string(extra[1]);
+    auto [child, transport] = spawn(*loop, "/bin/sh", {"-c", script}, options);
+    run_until(*loop, [&] { return child->lost; });
+    ::close(out[1]);
+    ::close(extra[1]);
+    char buffer[64];
+    ssize_t n = ::read(out[0], buffer, sizeof buffer);
+    CHECK(std::string(buffer, static_cast<std::size_t>(std::max<ssize_t>(n, 0))) == "to-stdout\n");
+    n = ::read(extra[0], buffer, sizeof buffer);
+    CHECK(std::string(buffer, static_cast<std::size_t>(std::max<ssize_t>(n, 0))) == "to-extra\n");
+    ::close(out[0]);
+    ::close(extra[0]);
+  }
+  SUBCASE("no other descriptor is inherited") {
+    int fds[2];
+    REQUIRE(::pipe(fds) == 0);  // not close-on-exec: the child must still not see it
+    auto [child, transport] = spawn(*loop, "/bin/sh", {"-c", "ls /proc/self/fd | wc -l"});
+    run_until(*loop, [&] { return child->lost; });
+    // 0, 1, 2 and the directory ls reads.
+    CHECK(std::stoi(child->out) == 4);
+    ::close(fds[0]);
+    ::close(fds[1]);
+  }
+  loop->close();
+}
+
+TEST_CASE("test_subprocess: the child starts with no blocked or ignored signal (71)") {
+  auto loop = make_loop();
+  sigset_t block, old;
+  sigemptyset(&block);
+  sigaddset(&block, SIGUSR1);
+  pthread_sigmask(SIG_BLOCK, &block, &old);
+  struct sigaction ignore {
+  }, old_pipe{};
+  ignore.sa_handler = SIG_IGN;
+  sigaction(SIGPIPE, &ignore, &old_pipe);
+  auto [child, transport] = spawn(*loop, "/bin/sh", {"-c", "grep -E '^Sig(Blk|Ign)' /proc/self/status"});
+  sigaction(SIGPIPE, &old_pipe, nullptr);
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  run_until(*loop, [&] { return child->lost; });
+  CHECK(child->out == "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n");
+  loop->close();
+}
+
+TEST_CASE("test_subprocess: terminate, kill, and a child that ignores SIGTERM (76)") {
+  auto loop = make_loop();
+  SUBCASE("terminate") {
+    auto [child, transport] = spawn(*loop, "sleep", {"30"});
+    transport->terminate();
+    run_until(*loop, [&] { return child->lost; });
+    CHECK(child->exited);
+  }
+  SUBCASE("SIGTERM ignored, then kill") {
+    auto [child, transport] = spawn(*loop, "/bin/sh", {"-c", "trap '' TERM; echo ready; while :; do sleep 0.05; done"});
+    run_until(*loop, [&] { return child->out == "ready\n"; });
+    transport->terminate();
+    test::spin(*loop, 0.2);
+    CHECK_FALSE(child->exited);
+    transport->kill();
+    run_until(*loop, [&] { return child->exited; });
+    CHECK(transport->get_returncode() == -SIGKILL);
+    transport->close();
+    run_until(*loop, [&] { return child->lost; });
+  }
+  loop->close();
+}
+
+TEST_CASE("test_subprocess: returncodes, and signals after the exit") {
+  auto loop = make_loop();
+  auto child = std::make_shared<Child>();
+  aio::ProtocolFactory factory = [child] { return child; };
+  Pair pair = test::run(*loop, loop->subprocess_exec(factory, "sleep", {"30"}));
+  auto transport = pair.first;
+  CHECK_FALSE(transport->get_returncode());
+  transport->send_signal(SIGTERM);
+  run_until(*loop, [&] { return child->lost; });
+  CHECK(transport->get_returncode() == -SIGTERM);
+  CHECK_THROWS_AS(transport->kill(), std::system_error);
+  loop->close();
+}
+
+TEST_CASE("test_subprocess: the exit is reported while a grandchild holds stdout (65)") {
+  auto loop = make_loop();
+  auto [child, transport] = spawn(*loop, "/bin/sh", {"-c", "sleep 30 & echo started"});
+  run_until(*loop, [&] { return child->exited; });
+  CHECK(transport->get_returncode() == 0);
+  CHECK_FALSE(child->lost);  // stdout is still open in the grandchild
+  transport->close();        // closes our ends: the transport finishes
+  run_until(*loop, [&] { return child->lost; });
+  CHECK(child->out == "started\n");
+  loop->close();
+}
+
+TEST_CASE("test_subprocess: close() kills a running child, which is still reaped") {
+  auto loop = make_loop();
+  auto [child, transport] = spawn(*loop, "sleep", {"30"});
+  transport->close();
+  CHECK(transport->is_closing());
+  run_until(*loop, [&] { return child->lost; });
+  CHECK(no_children());
+  loop->close();
+}
+
+TEST_CASE("test_subprocess: a set-up cancelled at any step leaves no process and no descriptor (72)") {
+  auto loop = make_loop();
+  int before = test::open_fd_count();
+  for (int steps = 0; steps < 6; ++steps) {
+    CAPTURE(steps);
+    auto child = std::make_shared<Child>();
+    aio::ProtocolFactory factory = [child] { return child; };
+    auto task = loop->create_task(loop->subprocess_exec(factory, "cat", {}));
+    for (int i = 0; i < steps; ++i) test::spin(*loop, 0);
+    task.cancel();
+    try {
+      loop->run_until_complete(task);
+    } catch (const aio::CancelledError&) {
+    }
+    if (!task.cancelled()) {
+      // It finished before the cancel: close it as a user would.
+      auto pair = task.result();
+      pair.first->close();
+      run_until(*loop, [&] { return child->lost; });
+    }
+  }
+  test::spin(*loop, 0.05);
+  CHECK(test::open_fd_count() == before);
+  CHECK(no_children());
+  loop->close();
+}
+
+TEST_CASE("test_subprocess: subprocess_shell, and many children at once") {
+  auto loop = make_loop();
+  std::vector<std::shared_ptr<Child>> children;
+  std::vector<aio::Task<Pair>> starting;
+  for (int i = 0; i < 50; ++i) {
+    auto child = std::make_shared<Child>();
+    children.push_back(child);
+    aio::ProtocolFactory factory = [child] { return child; };
+    starting.push_back(loop->create_task(loop->subprocess_shell(factory, "echo test " + std::to_string(i))));
+  }
+  for (auto& task : starting) loop->run_until_complete(task);
+  run_until(
+      *loop,
+      [&] {
+        for (auto& child : children)
+          if (!child->lost) return false;
+        return true;
+      },
+      60.0);
+  for (int i = 0; i < 50; ++i) CHECK(children[static_cast<std::size_t>(i)]->out == "test " + std::to_string(i) + "\n");
+  CHECK(no_children());
+  loop->close();
+}
+
+#endif  // _WIN32
