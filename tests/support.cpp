@@ -189,6 +189,12 @@ bool backend_consumes_socket_errors(const aio::EventLoop& loop) {
 #endif
 }
 
+bool fd_count_is_exact(const aio::EventLoop& loop) {
+  // libkqueue is the one backend that reads socket errors itself, for the
+  // same reason: it is an emulation with descriptors of its own.
+  return open_fd_count() >= 0 && !backend_consumes_socket_errors(loop);
+}
+
 ScopedEnv::ScopedEnv(const char* name, const char* value) : name_(name) {
   if (const char* old = std::getenv(name)) previous_ = old;
   set_env(name, value);

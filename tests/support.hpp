@@ -155,6 +155,11 @@ std::pair<aio::Socket, aio::Socket> tcp_pair(aio::EventLoop& loop);
 
 // Descriptors open in this process, or -1 where the platform cannot tell.
 int open_fd_count();
+// Whether open_fd_count() moves only with what the test opens and closes on
+// `loop`: not where the count is unknown (Windows), nor under libkqueue
+// (kqueue on Linux), which opens descriptors of its own as filters are
+// added and frees them later from its monitor thread.
+bool fd_count_is_exact(const aio::EventLoop& loop);
 // A descriptor of a regular file (kept open until the returned object dies).
 struct RegularFile {
   RegularFile();
