@@ -1,5 +1,6 @@
 #include <core/log.hpp>
 #include <core/tasks.hpp>
+#include <net/stream_protocol.hpp>
 #include <net/stream_transport.hpp>
 #include <net/streams.hpp>
 
@@ -45,88 +46,37 @@ struct ReaderState {
   }
 };
 
-// Feeds a StreamReader and lets StreamWriter.drain wait for the transport's
-// flow control; runs the server's callback for each connection.
-class StreamProtocol final : public Protocol, public std::enable_shared_from_this<StreamProtocol> {
- public:
-  StreamProtocol(StreamReader reader, ClientConnected client_connected)
-      : reader_(std::move(reader)), client_connected_(std::move(client_connected)) {}
+void StreamProtocol::connection_made(Transport& transport) {
+  loop_ = &get_running_loop();
+  reader_.state_->transport = &transport;
+  closed_ = loop_->create_future<void>();
+  if (!client_connected_) return;
+  // Our transports are StreamTransports: the writer shares ownership of it.
+  auto owner = dynamic_cast<StreamTransport&>(transport).shared_from_this();
+  StreamWriter writer(owner, shared_from_this(), reader_);
+  auto task = loop_->create_task(client_connected_(reader_, writer));
+  task.add_done_callback([owner](const AnyFuture& done) {
+    if (done.cancelled() || !done.exception()) return;
+    ExceptionContext context;
+    context.message = "Unhandled exception in client_connected_cb";
+    context.exception = done.exception();
+    context.transport = owner;
+    done.get_loop().call_exception_handler(context);
+    owner->close();
+  });
+}
 
-  void connection_made(Transport& transport) override {
-    loop_ = &get_running_loop();
-    reader_.state_->transport = &transport;
-    closed_ = loop_->create_future<void>();
-    if (!client_connected_) return;
-    // Our transports are StreamTransports: the writer shares ownership of it.
-    auto owner = dynamic_cast<StreamTransport&>(transport).shared_from_this();
-    StreamWriter writer(owner, shared_from_this(), reader_);
-    auto task = loop_->create_task(client_connected_(reader_, writer));
-    task.add_done_callback([owner](const AnyFuture& done) {
-      if (done.cancelled() || !done.exception()) return;
-      ExceptionContext context;
-      context.message = "Unhandled exception in client_connected_cb";
-      context.exception = done.exception();
-      context.transport = owner;
-      done.get_loop().call_exception_handler(context);
-      owner->close();
-    });
-  }
-  void data_received(std::string_view data) override { reader_.feed_data(data); }
-  bool eof_received() override {
+void StreamProtocol::connection_lost(std::exception_ptr error) {
+  if (error)
+    reader_.set_exception(error);
+  else
     reader_.feed_eof();
-    return true;  // the writer may still send (half-close)
-  }
-  void connection_lost(std::exception_ptr error) override {
-    if (error)
-      reader_.set_exception(error);
-    else
-      reader_.feed_eof();
-    reader_.state_->transport = nullptr;
-    lost_ = true;
-    lost_error_ = error;
-    wake_drainers();
-    if (closed_ && !closed_.done()) closed_.set_result();
-  }
-  void pause_writing() override { paused_ = true; }
-  void resume_writing() override {
-    paused_ = false;
-    wake_drainers();
-  }
-
-  Task<void> drain_helper() {
-    check_lost();
-    if (!paused_) co_return;
-    Future<void> waiter = loop_->create_future<void>();
-    drainers_.push_back(waiter);
-    co_await waiter;
-    check_lost();
-  }
-
-  Task<void> wait_closed() {
-    if (closed_) co_await closed_;
-  }
-
- private:
-  void check_lost() const {
-    if (!lost_) return;
-    if (lost_error_) std::rethrow_exception(lost_error_);
-    throw std::system_error(std::make_error_code(std::errc::connection_reset), "Connection lost");
-  }
-  void wake_drainers() {
-    for (Future<void>& waiter : drainers_)
-      if (!waiter.done()) waiter.set_result();
-    drainers_.clear();
-  }
-
-  StreamReader reader_;
-  ClientConnected client_connected_;
-  EventLoop* loop_ = nullptr;
-  Future<void> closed_;
-  std::vector<Future<void>> drainers_;
-  bool paused_ = false;
-  bool lost_ = false;
-  std::exception_ptr lost_error_;
-};
+  reader_.state_->transport = nullptr;
+  lost_ = true;
+  lost_error_ = error;
+  wake_drainers();
+  if (closed_ && !closed_.done()) closed_.set_result();
+}
 
 }  // namespace detail
 

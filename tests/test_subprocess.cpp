@@ -7,6 +7,7 @@
 #include <core/errors.hpp>
 #include <net/protocols.hpp>
 #include <net/transports.hpp>
+#include <process/process.hpp>
 #include <process/subprocess.hpp>
 
 #include <fcntl.h>
@@ -357,6 +358,108 @@ TEST_CASE("test_subprocess: subprocess_shell, and many children at once") {
       60.0);
   for (int i = 0; i < 50; ++i) CHECK(children[static_cast<std::size_t>(i)]->out == "test " + std::to_string(i) + "\n");
   CHECK(no_children());
+  loop->close();
+}
+
+// ---- Process (create_subprocess_exec / create_subprocess_shell) ----------
+
+namespace {
+
+aio::ProcessOptions piped(bool with_stdin = true) {
+  aio::ProcessOptions options;
+  if (with_stdin) options.stdin_ = aio::PIPE;
+  options.stdout_ = aio::PIPE;
+  options.stderr_ = aio::PIPE;
+  return options;
+}
+
+}  // namespace
+
+TEST_CASE("test_subprocess: Process.communicate through cat, and the exit code") {
+  auto loop = make_loop();
+  auto body = []() -> aio::Task<void> {
+    std::string payload = test::pattern(1 << 20, 7);
+    aio::Process cat = co_await aio::create_subprocess_exec("cat", {}, piped());
+    CHECK(cat.pid() > 0);
+    REQUIRE(cat.stdin_);
+    auto [out, err] = co_await cat.communicate(payload);
+    CHECK(out.size() == payload.size());
+    CHECK(out == payload);
+    CHECK(err.empty());
+    CHECK(cat.returncode() == 0);
+    CHECK(co_await cat.wait() == 0);
+
+    aio::Process sh = co_await aio::create_subprocess_shell("echo out; echo err >&2; exit 3", piped(false));
+    CHECK_FALSE(sh.stdin_);
+    auto [out2, err2] = co_await sh.communicate();
+    CHECK(out2 == "out\n");
+    CHECK(err2 == "err\n");
+    CHECK(co_await sh.wait() == 3);
+  };
+  test::run(*loop, body(), 60.0);
+  CHECK(no_children());
+  loop->close();
+}
+
+TEST_CASE("test_subprocess: streams are inherited unless asked for (asyncio's None)") {
+  auto loop = make_loop();
+  auto body = []() -> aio::Task<void> {
+    aio::Process child = co_await aio::create_subprocess_exec("true");
+    CHECK_FALSE(child.stdin_);
+    CHECK_FALSE(child.stdout_);
+    CHECK_FALSE(child.stderr_);
+    CHECK(co_await child.wait() == 0);
+    auto [out, err] = co_await child.communicate();
+    CHECK(out.empty());
+    CHECK(err.empty());
+  };
+  test::run(*loop, body());
+  loop->close();
+}
+
+TEST_CASE("test_subprocess: wait() returns at the exit while a grandchild holds stdout (65)") {
+  auto loop = make_loop();
+  auto body = []() -> aio::Task<void> {
+    aio::ProcessOptions options;
+    options.stdout_ = aio::PIPE;
+    options.start_new_session = true;  // so that the grandchild can be ended with its group
+    aio::Process sh = co_await aio::create_subprocess_shell("sleep 30 & echo $!; exit 5", options);
+    CHECK(co_await sh.wait() == 5);
+    std::string line = co_await sh.stdout_->readline();
+    ::kill(-sh.pid(), SIGKILL);  // the grandchild, through its group
+    CHECK(std::stoi(line) > 0);
+    co_await sh.communicate();  // its end of stdout: the transport finishes
+  };
+  test::run(*loop, body(), 10.0);
+  loop->close();
+}
+
+TEST_CASE("test_subprocess: a cancelled communicate keeps what it read (75)") {
+  auto loop = make_loop();
+  auto body = []() -> aio::Task<void> {
+    aio::Process sh = co_await aio::create_subprocess_shell("echo first; sleep 0.3; echo second", piped(false));
+    try {
+      co_await aio::wait_for(sh.communicate(), 0.15);
+      FAIL("communicate() finished before the timeout");
+    } catch (const aio::TimeoutError&) {
+    }
+    auto [out, err] = co_await sh.communicate();
+    CHECK(out == "first\nsecond\n");
+    CHECK(co_await sh.wait() == 0);
+  };
+  test::run(*loop, body(), 10.0);
+  loop->close();
+}
+
+TEST_CASE("test_subprocess: PIPE is a real pipe the child can open as /dev/stdin (73)") {
+  auto loop = make_loop();
+  auto body = []() -> aio::Task<void> {
+    aio::Process sh = co_await aio::create_subprocess_shell("cat /dev/stdin > /proc/self/fd/1", piped());
+    auto [out, err] = co_await sh.communicate("via-dev-stdin");
+    CHECK(out == "via-dev-stdin");
+    CHECK(co_await sh.wait() == 0);
+  };
+  test::run(*loop, body(), 10.0);
   loop->close();
 }
 
