@@ -1,5 +1,16 @@
 #include <backends/spawn.hpp>
 
+#ifdef _WIN32
+
+namespace aio::detail {
+
+// Windows children (CreateProcess, a wait on the process handle) are to come.
+const char* child_watcher_name() noexcept { return "none"; }
+
+}  // namespace aio::detail
+
+#else
+
 #include <backends/syscall.hpp>
 
 #include <algorithm>
@@ -236,6 +247,17 @@ void signal_child(int pid, int signal) {
     throw_os_error(errno, "kill(" + std::to_string(pid) + ", " + std::to_string(signal) + ")");
 }
 
+const char* child_watcher_name() noexcept {
+#ifdef SYS_pidfd_open
+  long fd = syscall(SYS_pidfd_open, getpid(), 0);
+  if (fd >= 0) {
+    ::close(static_cast<int>(fd));
+    return "pidfd";
+  }
+#endif
+  return "none";
+}
+
 int terminate_signal() noexcept { return SIGTERM; }
 int kill_signal() noexcept { return SIGKILL; }
 
@@ -262,3 +284,5 @@ void close_fd(int fd) noexcept {
 }
 
 }  // namespace aio::detail
+
+#endif  // _WIN32

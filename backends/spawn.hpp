@@ -60,6 +60,10 @@ void signal_child(int pid, int signal);
 int terminate_signal() noexcept;
 int kill_signal() noexcept;
 
+// How a child's exit is watched here: "pidfd" where the kernel has
+// pidfd_open (Linux 5.3), else "none" (subprocess_exec then refuses).
+const char* child_watcher_name() noexcept;
+
 // POSIX pipe(2) with both ends close-on-exec: (read end, write end).
 std::pair<int, int> make_pipe();
 // open("/dev/null") for reading or writing, close-on-exec.

@@ -296,7 +296,9 @@ class EventLoop {
     return call_soon_impl(detail::in_context(context, std::forward<F>(f), std::forward<Args>(args)...), "call_soon");
   }
 
-  // call_soon from any thread (or from a signal handler); wakes the loop.
+  // call_soon from any thread; wakes the loop. Not from a signal handler:
+  // it allocates and takes a lock, which are not async-signal-safe (signals
+  // reach a loop through add_signal_handler, once it exists).
   template <class F, class... Args>
   requires(!std::is_same_v<std::remove_cvref_t<F>, Context>) Handle call_soon_threadsafe(F&& f, Args&&... args) {
     if (detail::current_context_has_values()) [[unlikely]]

@@ -2,11 +2,13 @@
 // in the engine's pipe transport (EventLoop::make_read_pipe_transport /
 // make_write_pipe_transport), and started.
 #include <backends/pipe_io.hpp>
+#include <backends/spawn.hpp>
 #include <core/event_loop.hpp>
 #include <core/tasks.hpp>
 #include <net/protocols.hpp>
 #include <net/stream_transport.hpp>
 #include <net/transports.hpp>
+#include <process/subprocess.hpp>
 
 #include <memory>
 #include <stdexcept>
@@ -14,6 +16,9 @@
 #include <utility>
 
 namespace aio {
+
+// Here rather than beside subprocess_exec: aio-info asks on every platform.
+const char* child_watcher() noexcept { return detail::child_watcher_name(); }
 Task<std::pair<std::shared_ptr<ReadTransport>, std::shared_ptr<BaseProtocol>>> EventLoop::connect_read_pipe(
     ProtocolFactory factory, fd_t fd) {
   check_closed();

@@ -52,4 +52,8 @@ struct SubprocessOptions {
   std::optional<int> process_group{};
 };
 
+// The mechanism that watches children's exits on this system ("pidfd"),
+// or "none" where subprocesses are not available yet (for aio-info).
+const char* child_watcher() noexcept;
+
 }  // namespace aio

@@ -23,6 +23,7 @@
 #include <stdexcept>
 #include <string>
 #include <system_error>
+#include <thread>
 #include <vector>
 
 using test::make_loop;
@@ -357,6 +358,54 @@ TEST_CASE("test_subprocess: subprocess_shell, and many children at once") {
       },
       60.0);
   for (int i = 0; i < 50; ++i) CHECK(children[static_cast<std::size_t>(i)]->out == "test " + std::to_string(i) + "\n");
+  CHECK(no_children());
+  loop->close();
+}
+
+TEST_CASE("test_subprocess: several loops in several threads each get their own children's exits (70)") {
+  // Each thread runs its own loop on the backend under test.
+  constexpr int threads = 4, per_thread = 25;
+  std::vector<std::vector<int>> codes(threads);
+  std::vector<std::thread> workers;
+  for (int t = 0; t < threads; ++t) {
+    workers.emplace_back([t, &codes] {
+      auto loop = make_loop();
+      auto body = [&]() -> aio::Task<void> {
+        std::vector<aio::Task<aio::Process>> starting;
+        for (int i = 0; i < per_thread; ++i) {
+          int code = (t * per_thread + i) % 100;
+          starting.push_back(
+              loop->create_task(aio::create_subprocess_exec("/bin/sh", {"-c", "exit " + std::to_string(code)})));
+        }
+        for (auto& task : starting) {
+          aio::Process child = co_await task;
+          codes[static_cast<std::size_t>(t)].push_back(co_await child.wait());
+        }
+      };
+      loop->run_until_complete(aio::wait_for(loop->create_task(body()), 60.0));
+      loop->close();
+    });
+  }
+  for (auto& worker : workers) worker.join();
+  for (int t = 0; t < threads; ++t) {
+    REQUIRE(codes[static_cast<std::size_t>(t)].size() == per_thread);
+    for (int i = 0; i < per_thread; ++i)
+      CHECK(codes[static_cast<std::size_t>(t)][static_cast<std::size_t>(i)] == (t * per_thread + i) % 100);
+  }
+  CHECK(no_children());
+}
+
+TEST_CASE("test_subprocess: 200 quick children at once leave no zombie (68)") {
+  auto loop = make_loop();
+  auto body = [&]() -> aio::Task<void> {
+    std::vector<aio::Task<aio::Process>> starting;
+    for (int i = 0; i < 200; ++i) starting.push_back(loop->create_task(aio::create_subprocess_exec("true")));
+    for (auto& task : starting) {
+      aio::Process child = co_await task;
+      CHECK(co_await child.wait() == 0);
+    }
+  };
+  test::run(*loop, body(), 120.0);
   CHECK(no_children());
   loop->close();
 }

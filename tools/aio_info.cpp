@@ -1,5 +1,6 @@
 // aio-info: the library version and the event loop backends here.
 #include <core/aio.hpp>
+#include <process/subprocess.hpp>
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -43,6 +44,7 @@ int main(int argc, char** argv) {
           {"default", aio::default_backend()},
           {"unusable", unusable},
           {"selected", selected},
+          {"child_watcher", aio::child_watcher()},
           {"AIO_BACKEND", env ? nlohmann::json(env) : nlohmann::json(nullptr)},
       };
       std::cout << out.dump() << '\n';
@@ -53,7 +55,8 @@ int main(int argc, char** argv) {
                 << "default:   " << aio::default_backend() << '\n';
       for (const auto& [name, why] : aio::unusable_backends())
         std::cout << "unusable:  " << name << " (" << why << ")\n";
-      std::cout << "selected:  " << selected << (env && *env ? " (AIO_BACKEND)" : "") << '\n';
+      std::cout << "selected:  " << selected << (env && *env ? " (AIO_BACKEND)" : "") << '\n'
+                << "children:  " << aio::child_watcher() << " (how subprocess exits are watched)\n";
     }
   } catch (const std::exception& e) {
     std::cerr << "aio-info: " << e.what() << '\n';
