@@ -65,6 +65,7 @@ class IoUringProactor final : public Proactor {
  private:
   struct Impl;
   struct Op;
+  struct Listener;
   std::unique_ptr<Impl> impl_;
 };
 

@@ -21,6 +21,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <random>
+#include <source_location>
 #include <system_error>
 #include <thread>
 #include <vector>
@@ -51,7 +52,9 @@ std::unique_ptr<aio::IoUringProactor> make_proactor(aio::IoUringProactor::Option
 }
 
 // Waits until `done()`, failing the test after `timeout` seconds.
-void drive(aio::Proactor& proactor, const std::function<bool()>& done, double timeout = 5.0) {
+void drive(aio::Proactor& proactor, const std::function<bool()>& done, double timeout = 5.0,
+           std::source_location where = std::source_location::current()) {
+  CAPTURE(where.line());
   auto deadline = Clock::now() + std::chrono::duration<double>(timeout);
   while (!done()) {
     REQUIRE(Clock::now() < deadline);
@@ -180,6 +183,166 @@ TEST_CASE("io_uring: accept and connect on loopback; the accepted socket is non-
   CHECK(open_fds() == before + 2);  // `late` and the accepted one
   accept.reset();
   CHECK(open_fds() == before + 1);
+  proactor->close();
+}
+
+// Contract 98: accept() served by a listener's multishot accept.
+namespace {
+
+aio::Socket tcp_listener(int backlog = 256) {
+  auto listener = aio::Socket::create(AF_INET, SOCK_STREAM);
+  listener.bind(aio::SocketAddress::parse("127.0.0.1", 0));
+  listener.listen(backlog);
+  return listener;
+}
+
+// `n` clients connecting to `listener` (the kernel completes them into its backlog).
+std::vector<aio::Socket> connect_clients(const aio::Socket& listener, int n) {
+  std::vector<aio::Socket> clients;
+  for (int i = 0; i < n; ++i) {
+    clients.push_back(aio::Socket::create(AF_INET, SOCK_STREAM));
+    clients.back().start_connect(listener.getsockname());
+  }
+  return clients;
+}
+
+}  // namespace
+
+TEST_CASE("io_uring: accepts come from a listener's queue; cancelled ones lose no connection; nothing leaks") {
+  int fds_at_start = open_fds();
+  auto proactor = make_proactor();
+  if (!proactor) return;
+  int fds_before = open_fds();
+  auto listener = tcp_listener();
+  auto clients = connect_clients(listener, 20);
+  std::vector<aio::SocketAddress> peers;
+  for (auto& c : clients) peers.push_back(c.getsockname());
+  Recorder r;
+  Op op = make_op(*proactor, r);
+  std::vector<aio::Socket> taken;
+  // One at a time, as a server's accept loop takes them: each a connected,
+  // non-blocking, close-on-exec socket with its peer's address.
+  for (int i = 0; i < 10; ++i) {
+    proactor->accept(*op, listener.fileno());
+    CHECK(r.completions == i);  // never inside accept()
+    drive(*proactor, [&] { return r.completions == i + 1; });
+    REQUIRE(r.error == 0);
+    taken.push_back(aio::Socket::adopt(op->take_accepted()));
+    REQUIRE(taken.back());
+    CHECK(std::find(peers.begin(), peers.end(), op->address) != peers.end());
+    CHECK(taken.back().getpeername() == op->address);
+    int fd = static_cast<int>(taken.back().fileno());
+    CHECK((fcntl(fd, F_GETFL) & O_NONBLOCK) != 0);
+    CHECK((fcntl(fd, F_GETFD) & FD_CLOEXEC) != 0);
+  }
+  // The multishot went on accepting meanwhile: the other 10 wait in the
+  // listener's queue (open in this process, not taken by anyone yet).
+  auto deadline = Clock::now() + std::chrono::seconds(5);
+  while (open_fds() < fds_before + 1 + 20 + 20 && Clock::now() < deadline) proactor->wait(1'000'000);
+  CHECK(open_fds() == fds_before + 1 + 20 + 20);
+  // A cancelled accept takes none of them: the next one does.
+  proactor->accept(*op, listener.fileno());
+  proactor->cancel(*op);
+  drive(*proactor, [&] { return r.completions == 11; });
+  if (proactor->is_cancelled(*op)) {
+    CHECK(op->take_accepted() == -1);
+  } else {
+    taken.push_back(aio::Socket::adopt(op->take_accepted()));  // it won the race
+  }
+  // An accept waiting (the queue emptied) and cancelled: the connection
+  // that arrives next waits for the next accept.
+  while (taken.size() < 20) {
+    int expected = r.completions + 1;
+    proactor->accept(*op, listener.fileno());
+    drive(*proactor, [&] { return r.completions == expected; });
+    REQUIRE(r.error == 0);
+    taken.push_back(aio::Socket::adopt(op->take_accepted()));
+  }
+  int done = r.completions;
+  proactor->accept(*op, listener.fileno());
+  proactor->wait(0);
+  proactor->cancel(*op);
+  drive(*proactor, [&] { return r.completions == done + 1; });
+  CHECK(proactor->is_cancelled(*op));
+  auto late = connect_clients(listener, 1);
+  proactor->wait(10'000'000);
+  proactor->accept(*op, listener.fileno());
+  drive(*proactor, [&] { return r.completions == done + 2; });
+  REQUIRE(r.error == 0);
+  auto last = aio::Socket::adopt(op->take_accepted());
+  CHECK(last.getpeername() == late[0].getsockname());
+  CHECK(proactor->in_flight() == 0);
+  // Sockets accepted but not taken close with the listener (cancel_all
+  // before its close, as a transport does) ...
+  int base = open_fds();
+  auto more = connect_clients(listener, 5);
+  proactor->accept(*op, listener.fileno());
+  drive(*proactor, [&] { return r.completions == done + 3; });
+  auto one = aio::Socket::adopt(op->take_accepted());
+  deadline = Clock::now() + std::chrono::seconds(5);
+  while (open_fds() < base + 5 + 1 + 4 && Clock::now() < deadline) proactor->wait(1'000'000);
+  CHECK(open_fds() == base + 5 + 1 + 4);  // clients, the one taken, 4 queued
+  proactor->cancel_all(listener.fileno());
+  CHECK(open_fds() == base + 5 + 1);
+  listener.close();
+  proactor->wait(10'000'000);
+  proactor->wait(10'000'000);
+  // ... and with the proactor.
+  base = open_fds();
+  auto second = tcp_listener();
+  auto again = connect_clients(second, 5);
+  proactor->accept(*op, second.fileno());
+  drive(*proactor, [&] { return r.completions == done + 4; });
+  auto first = aio::Socket::adopt(op->take_accepted());
+  deadline = Clock::now() + std::chrono::seconds(5);
+  while (open_fds() < base + 1 + 5 + 1 + 4 && Clock::now() < deadline) proactor->wait(1'000'000);
+  CHECK(open_fds() == base + 1 + 5 + 1 + 4);
+  proactor->close();
+  CHECK(open_fds() == base + 1 + 5 + 1 - 2);  // the ring and its eventfd closed too
+  proactor.reset();
+  op.reset();
+  for (auto* group : {&clients, &taken, &late, &more, &again}) group->clear();
+  last.close();
+  one.close();
+  first.close();
+  second.close();
+  CHECK(open_fds() == fds_at_start);
+}
+
+TEST_CASE("io_uring: a listener closed without cancel_all stops listening; its queued sockets close") {
+  auto proactor = make_proactor();
+  if (!proactor) return;
+  int fds_before = open_fds();
+  auto listener = tcp_listener();
+  auto address = listener.getsockname();
+  auto clients = connect_clients(listener, 6);
+  Recorder r;
+  Op op = make_op(*proactor, r);
+  proactor->accept(*op, listener.fileno());
+  drive(*proactor, [&] { return r.completions == 1; });
+  auto taken = aio::Socket::adopt(op->take_accepted());
+  auto deadline = Clock::now() + std::chrono::seconds(5);
+  while (open_fds() < fds_before + 1 + 6 + 6 && Clock::now() < deadline) proactor->wait(1'000'000);
+  CHECK(open_fds() == fds_before + 1 + 6 + 6);
+  // As Server::close() does: the socket closed, no accept() any more. The
+  // ring must not keep it listening.
+  listener.close();
+  for (int i = 0; i < 5; ++i) proactor->wait(2'000'000);
+  CHECK(open_fds() == fds_before + 6 + 1);  // the clients and the one taken
+  auto refused = aio::Socket::create(AF_INET, SOCK_STREAM);
+  Recorder c;
+  Op connect = make_op(*proactor, c);
+  proactor->connect(*connect, refused.fileno(), address);
+  drive(*proactor, [&] { return c.completions == 1; });
+  CHECK(c.error == ECONNREFUSED);
+  // A new listener that gets the same number is a new listener.
+  auto reused = tcp_listener();
+  auto newcomer = connect_clients(reused, 1);
+  proactor->accept(*op, reused.fileno());
+  drive(*proactor, [&] { return r.completions == 2; });
+  REQUIRE(r.error == 0);
+  auto got = aio::Socket::adopt(op->take_accepted());
+  CHECK(got.getpeername() == newcomer[0].getsockname());
   proactor->close();
 }
 
