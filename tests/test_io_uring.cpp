@@ -437,6 +437,71 @@ TEST_CASE("io_uring: a server out of descriptors under 200 connects pauses witho
   CHECK(made == 200);
 }
 
+namespace {
+
+struct Collect : aio::Protocol {
+  std::string received;
+  void data_received(std::string_view data) override { received += data; }
+};
+
+}  // namespace
+
+// Contract 92 on the loop: a transport closed while its receive is in the
+// ring. The cancel goes to the kernel before the descriptor is closed, so
+// the ring's reference does not keep the connection open.
+TEST_CASE(
+    "io_uring: a transport closed with its receive in flight: EOF at the peer at once, nothing for the number's next "
+    "socket") {
+  auto probe = make_proactor();
+  if (!probe) return;
+  probe.reset();
+  int fds_before = open_fds();
+  auto loop = test::make_loop();
+  auto [server_side, peer] = test::tcp_pair(*loop);
+  int number = static_cast<int>(server_side.fileno());
+  auto old_protocol = std::make_shared<Collect>();
+  auto new_protocol = std::make_shared<Collect>();
+  double eof_after = -1;
+  auto main = [&]() -> aio::Task<void> {
+    aio::ProtocolFactory old_factory = [&] { return old_protocol; };
+    auto made = co_await loop->connect_accepted_socket(old_factory, std::move(server_side));
+    co_await aio::sleep(0.02);  // its receive waits in the ring
+    auto start = Clock::now();
+    made.first->close();
+    co_await test::until(
+        [&] {
+          char byte;
+          auto n = peer.try_recv(&byte, 1);
+          return n && *n == 0;
+        },
+        2.0);
+    eof_after = std::chrono::duration<double>(Clock::now() - start).count();
+    // The lowest free numbers: one of them is the old socket's.
+    auto [reuse, other] = aio::Socket::socketpair();
+    if (static_cast<int>(other.fileno()) == number) std::swap(reuse, other);
+    bool same_number = static_cast<int>(reuse.fileno()) == number;
+    aio::ProtocolFactory new_factory = [&] { return new_protocol; };
+    auto again = co_await loop->connect_accepted_socket(new_factory, std::move(reuse));
+    peer.try_send("old", 3);
+    other.try_send("new", 3);
+    co_await test::until([&] { return new_protocol->received.size() >= 3; }, 2.0);
+    co_await aio::sleep(0.02);
+    CHECK(new_protocol->received == "new");
+    CHECK(old_protocol->received.empty());
+    if (!same_number) MESSAGE("the next socket did not get number " << number);
+    again.first->close();
+    co_await aio::sleep(0);
+  };
+  test::run(*loop, main());
+  MESSAGE("EOF at the peer " << eof_after * 1000 << " ms after close()");
+  CHECK(eof_after >= 0);
+  CHECK(eof_after < 0.1);
+  loop->close();
+  loop.reset();
+  peer.close();
+  CHECK(open_fds() == fds_before);
+}
+
 TEST_CASE("io_uring: sendfile sends from the offset and leaves the file position alone; 0 past the end") {
   auto proactor = make_proactor();
   if (!proactor) return;
