@@ -10,6 +10,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdlib.h>
@@ -896,6 +897,52 @@ TEST_CASE("io_uring: timed waits are never early and sub-resolution delays do no
     CHECK(waits <= 20);
   }
   proactor->close();
+}
+
+namespace {
+std::atomic<int> usr1_count{0};
+void count_usr1(int) { usr1_count.fetch_add(1, std::memory_order_relaxed); }
+}  // namespace
+
+// Contract 95 (libuv's eintr_handling): signals interrupting io_uring_enter
+// are wakeups, never errors, and never end a sleep early.
+TEST_CASE("io_uring: a SIGUSR1 storm from another thread during a 1 s sleep neither fails nor shortens it") {
+  auto probe = make_proactor();
+  if (!probe) return;
+  probe.reset();
+  struct sigaction action {
+  }, saved{};
+  action.sa_handler = count_usr1;  // no SA_RESTART: every signal interrupts the wait
+  sigemptyset(&action.sa_mask);
+  REQUIRE(sigaction(SIGUSR1, &action, &saved) == 0);
+  auto loop = test::make_loop();
+  usr1_count = 0;
+  std::atomic<bool> stop{false};
+  pthread_t target = pthread_self();
+  std::thread storm([&] {
+    while (!stop) {
+      pthread_kill(target, SIGUSR1);
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+  });
+  auto start = Clock::now();
+  try {
+    loop->run_until_complete(aio::sleep(1.0));
+  } catch (...) {
+    stop = true;
+    storm.join();
+    sigaction(SIGUSR1, &saved, nullptr);
+    throw;
+  }
+  auto elapsed = Clock::now() - start;
+  stop = true;
+  storm.join();
+  sigaction(SIGUSR1, &saved, nullptr);
+  loop->close();
+  MESSAGE(usr1_count.load() << " signals during the sleep");
+  CHECK(usr1_count > 100);
+  CHECK(elapsed >= std::chrono::seconds(1));
+  CHECK(elapsed < std::chrono::seconds(3));
 }
 
 TEST_CASE("io_uring: the ring is close-on-exec; setup reports what it got") {
