@@ -387,6 +387,7 @@ TEST_CASE("io_uring: a server out of descriptors under 200 connects pauses witho
   };
   rlimit saved{};
   REQUIRE(getrlimit(RLIMIT_NOFILE, &saved) == 0);
+  std::vector<int> fillers;
   double pause_cpu = -1, pause_wall = 0;
   int accepted_before_pause = -1;
   std::size_t reports_in_pause = 0;
@@ -396,13 +397,19 @@ TEST_CASE("io_uring: a server out of descriptors under 200 connects pauses witho
     options.start_serving = false;
     auto server = co_await loop->create_server(factory, "127.0.0.1", 0, options);
     auto address = server->sockets().front().getsockname();
-    // The clients' descriptors first, then room for about ten more: the
+    // The clients' descriptors first, then room for ten more: the
     // multishot takes the limit when it is armed, so serving starts after.
     std::vector<aio::Socket> clients;
     for (int i = 0; i < 200; ++i) clients.push_back(aio::Socket::create(AF_INET, SOCK_STREAM));
     rlimit tight = saved;
     tight.rlim_cur = static_cast<rlim_t>(highest_open_fd() + 1 + 10);
     REQUIRE(setrlimit(RLIMIT_NOFILE, &tight) == 0);
+    // Every free number below the limit taken but ten.
+    for (int fd; (fd = dup(0)) >= 0;) fillers.push_back(fd);
+    for (int i = 0; i < 10 && !fillers.empty(); ++i) {
+      close(fillers.back());
+      fillers.pop_back();
+    }
     co_await server->start_serving();
     for (auto& client : clients) client.start_connect(address);
     co_await test::until([&] { return !errors.contexts.empty(); }, 5.0);
@@ -416,6 +423,7 @@ TEST_CASE("io_uring: a server out of descriptors under 200 connects pauses witho
     pause_cpu = cpu_seconds() - cpu;
     reports_in_pause = errors.contexts.size();
     // Descriptors again: after the pause the server takes every connection.
+    for (int fd : std::exchange(fillers, {})) close(fd);
     REQUIRE(setrlimit(RLIMIT_NOFILE, &saved) == 0);
     co_await test::until([&] { return made == 200; }, 5.0);
     server->close();
@@ -425,6 +433,7 @@ TEST_CASE("io_uring: a server out of descriptors under 200 connects pauses witho
   try {
     test::run(*loop, main(), 20.0);
   } catch (...) {
+    for (int fd : fillers) close(fd);
     setrlimit(RLIMIT_NOFILE, &saved);
     throw;
   }
