@@ -229,6 +229,7 @@ struct IoUringProactor::Impl {
   // taken from a listener's queue, a cancelled wait for one): delivered by
   // the next wait(), never inside the call that decided it.
   std::vector<Op*> deferred;
+  std::vector<Op*> delivering;  // run_deferred()'s, swapped with `deferred`: no allocation per iteration
   struct Completion {
     std::uint64_t user_data;
     std::int32_t res;
@@ -624,9 +625,8 @@ struct IoUringProactor::Impl {
   // Delivers what defer() decided, callbacks' failures kept as reap()'s.
   void run_deferred(std::exception_ptr& failure) {
     if (deferred.empty()) return;
-    std::vector<Op*> now;
-    now.swap(deferred);
-    for (Op* op : now) {
+    delivering.swap(deferred);  // what the callbacks defer waits for the next call
+    for (Op* op : delivering) {
       op->deferred = false;
       try {
         finish(*op, op->error, 0);
@@ -634,6 +634,7 @@ struct IoUringProactor::Impl {
         if (!failure) failure = std::current_exception();
       }
     }
+    delivering.clear();
   }
 
   // An iteration's bookkeeping of the listeners: a retired one whose
