@@ -612,6 +612,32 @@ TEST_CASE("io_uring: a read on an idle pty master blocks neither the wait nor cl
   ::close(master);
 }
 
+TEST_CASE("io_uring: a read on a blocking pipe whose writer never writes blocks neither the wait nor close()") {
+  // Contract 96, second check: a pipe made blocking (as a child's may be).
+  auto proactor = make_proactor();
+  if (!proactor) return;
+  int ends[2];
+  REQUIRE(pipe2(ends, O_CLOEXEC) == 0);
+  Recorder r;
+  Op read = make_op(*proactor, r);
+  read->buffer.resize(64);
+  proactor->read(*read, ends[0]);
+  for (int i = 0; i < 3; ++i) {
+    auto start = Clock::now();
+    proactor->wait(10'000'000);
+    auto took = Clock::now() - start;
+    CHECK(took >= std::chrono::milliseconds(10));  // the timeout, on time
+    CHECK(took < std::chrono::milliseconds(500));
+  }
+  CHECK(r.completions == 0);
+  auto start = Clock::now();
+  proactor->close();
+  CHECK(Clock::now() - start < std::chrono::milliseconds(100));
+  CHECK(r.completions == 0);
+  ::close(ends[0]);
+  ::close(ends[1]);
+}
+
 TEST_CASE("io_uring: wait_handle completes when a child's pidfd becomes readable") {
   auto proactor = make_proactor();
   if (!proactor) return;
