@@ -10,12 +10,14 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <deque>
@@ -81,6 +83,14 @@ unsigned current_fork_count() {
   }();
   (void)registered;
   return fork_count.load(std::memory_order_relaxed);
+}
+
+// Whether the running kernel is older than major.minor (uname's release).
+bool kernel_before(int major, int minor) {
+  utsname name{};
+  int have_major = 0, have_minor = 0;
+  if (uname(&name) != 0 || std::sscanf(name.release, "%d.%d", &have_major, &have_minor) != 2) return true;
+  return have_major < major || (have_major == major && have_minor < minor);
 }
 
 unsigned env_unsigned(const char* name, unsigned fallback) {
@@ -793,7 +803,10 @@ IoUringProactor::IoUringProactor(Options options) : impl_(std::make_unique<Impl>
       s.buffers.reset(new char[std::size_t{buffer_count} * buffer_size]);  // not zeroed: untouched pages
       for (unsigned i = 0; i < buffer_count; ++i) s.return_buffer(i);
       const char* accept_mode = std::getenv("AIO_IO_URING_ACCEPT");  // for measurements
-      s.multishot_accept = !accept_mode || std::string_view(accept_mode) != "single";
+      // 6.6 to 6.8 could hand a DEFER_TASKRUN ring's multishot accept a
+      // descriptor number that is not the socket's (liburing#1062).
+      bool broken = std::string_view(s.mode) == "defer_taskrun" && kernel_before(6, 9);
+      s.multishot_accept = !broken && (!accept_mode || std::string_view(accept_mode) != "single");
     } else {
       std::free(ring_memory);
       s.buf_ring = nullptr;
@@ -1074,5 +1087,6 @@ std::size_t IoUringProactor::in_flight() const noexcept { return impl_->in_fligh
 bool IoUringProactor::overflow_seen() const noexcept { return impl_->overflow_seen; }
 std::string_view IoUringProactor::setup_mode() const noexcept { return impl_->mode; }
 bool IoUringProactor::buffer_ring() const noexcept { return impl_->buffers != nullptr; }
+bool IoUringProactor::multishot_accept() const noexcept { return impl_->multishot_accept; }
 
 }  // namespace aio
