@@ -460,12 +460,62 @@ struct Collect : aio::Protocol {
 
 }  // namespace
 
+// Contract 98 on the loop: a server closed in the middle of a connect
+// storm, then its loop: whatever the multishot accepted and nobody took is
+// closed, and the listening socket really stops listening.
+TEST_CASE("io_uring: a server closed during a connect storm, then its loop, leaves no descriptor and no listener") {
+  auto probe = make_proactor();
+  if (!probe) return;
+  probe.reset();
+  int fds_before = open_fds();
+  auto loop = test::make_loop();
+  int with_loop = open_fds();
+  int made = 0;
+  aio::ProtocolFactory factory = [&made] {
+    ++made;
+    return std::make_shared<Quiet>();
+  };
+  std::vector<aio::Socket> clients;
+  aio::SocketAddress address;
+  int open_after_close = -1;
+  auto main = [&]() -> aio::Task<void> {
+    aio::ServerOptions options;
+    options.backlog = 256;
+    auto server = co_await loop->create_server(factory, "127.0.0.1", 0, options);
+    address = server->sockets().front().getsockname();
+    auto connect = [&](int n) {
+      for (int i = 0; i < n; ++i) {
+        clients.push_back(aio::Socket::create(AF_INET, SOCK_STREAM));
+        clients.back().start_connect(address);
+      }
+    };
+    connect(100);
+    co_await test::until([&] { return made == 100; });
+    // 100 more in the kernel's backlog, and the server closed before the
+    // loop runs again: the multishot accepts them with nobody to take them.
+    connect(100);
+    server->close();
+    server->abort_clients();
+    co_await aio::wait_for(server->wait_closed(), 5.0);
+    for (int i = 0; i < 5; ++i) co_await aio::sleep(0.002);
+    open_after_close = open_fds();
+  };
+  test::run(*loop, main());
+  CHECK(made == 100);
+  CHECK(open_after_close == with_loop + 200);  // the clients only
+  auto refused = aio::Socket::create(AF_INET, SOCK_STREAM);
+  CHECK_THROWS_AS(test::run(*loop, loop->sock_connect(refused, address)), std::system_error);
+  loop->close();
+  loop.reset();
+  clients.clear();
+  refused.close();
+  CHECK(open_fds() == fds_before);
+}
+
 // Contract 92 on the loop: a transport closed while its receive is in the
 // ring. The cancel goes to the kernel before the descriptor is closed, so
 // the ring's reference does not keep the connection open.
-TEST_CASE(
-    "io_uring: a transport closed with its receive in flight: EOF at the peer at once, nothing for the number's next "
-    "socket") {
+TEST_CASE("io_uring: a transport closed with its receive in flight: EOF at once, nothing for the next socket") {
   auto probe = make_proactor();
   if (!probe) return;
   probe.reset();
