@@ -6,27 +6,46 @@
 #include <fcntl.h>
 #include <liburing.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <exception>
 #include <stdexcept>
 #include <string>
 #include <system_error>
 #include <utility>
+#include <vector>
 
 namespace aio {
 namespace {
 
-enum class Kind : std::uint8_t { recv, wait_readable, send, recvfrom, sendto, accept, connect, sendfile, read, write };
+// accept_multishot: a listener's own multishot accept (the accept()
+// operations take from what it accepted).
+enum class Kind : std::uint8_t {
+  recv,
+  wait_readable,
+  send,
+  recvfrom,
+  sendto,
+  accept,
+  accept_multishot,
+  connect,
+  sendfile,
+  read,
+  write
+};
 // What the operation's request in the ring does now: the I/O itself, or a
 // POLL_ADD after which the proactor makes a non-blocking call.
 enum class Step : std::uint8_t { io, poll };
@@ -47,6 +66,32 @@ constexpr unsigned buffer_count = 16;
 constexpr unsigned buffer_size = 256 * 1024;
 constexpr unsigned buffer_group = 0;
 constexpr unsigned reap_batch = 256;
+
+// Accepted sockets a listener keeps for the accept() calls to come, at
+// most: beyond it the multishot is cancelled and the kernel's backlog holds
+// the rest.
+constexpr std::size_t accept_queue_max = 32;
+
+// Contract 97: bumped in a forked child (pthread_atfork), so that a proactor
+// can tell that it was inherited without a getpid() system call each time.
+std::atomic<unsigned> fork_count{0};
+void count_fork() noexcept { fork_count.fetch_add(1, std::memory_order_relaxed); }
+unsigned current_fork_count() {
+  static const bool registered = [] {
+    if (int r = pthread_atfork(nullptr, nullptr, count_fork); r != 0) detail::throw_os_error(r, "pthread_atfork");
+    return true;
+  }();
+  (void)registered;
+  return fork_count.load(std::memory_order_relaxed);
+}
+
+// Whether the running kernel is older than major.minor (uname's release).
+bool kernel_before(int major, int minor) {
+  utsname name{};
+  int have_major = 0, have_minor = 0;
+  if (uname(&name) != 0 || std::sscanf(name.release, "%d.%d", &have_major, &have_minor) != 2) return true;
+  return have_major < major || (have_major == major && have_minor < minor);
+}
 
 unsigned env_unsigned(const char* name, unsigned fallback) {
   const char* value = std::getenv(name);
@@ -95,6 +140,71 @@ struct alignas(16) IoUringProactor::Op final : ProactorOperation {
   Op* prev = nullptr;
   Op* next = nullptr;
   Op* backlog_next = nullptr;
+  // accept: the listener it waits on (or whose multishot it is), the next
+  // operation waiting there, and whether its result is already decided and
+  // waits for the next wait() to be delivered.
+  Listener* listener = nullptr;
+  Op* waiter_next = nullptr;
+  bool deferred = false;
+};
+
+// A listening socket with a multishot accept (kernel 5.19) kept armed on it
+// while accept() operations come (contract 98): one request accepts many
+// connections, each a CQE. What nobody waits for yet queues here, for the
+// next accept(). Known by its inode too: a listener closed and a new one
+// with the same number never mix.
+struct alignas(16) IoUringProactor::Listener {
+  int fd = -1;
+  dev_t dev = 0;
+  ino_t ino = 0;
+  Op multishot;
+  // The multishot is in the kernel (or waits for an SQE in the backlog).
+  bool armed = false;
+  // An accept() came since the last wait(): a listener nobody accepts on
+  // for a whole iteration has its multishot cancelled, so that a listener
+  // closed by its owner is not kept open (and accepting) by the ring.
+  bool used = false;
+  // Closed, or replaced by another file under the same number: no
+  // accept() reaches it any more; dropped once its multishot ended.
+  bool retired = false;
+  // An error of the multishot that no accept() was waiting for: the next
+  // one gets it (EMFILE reaches the server, which pauses).
+  int error = 0;
+  std::deque<int> ready;
+  Op* waiters_head = nullptr;
+  Op* waiters_tail = nullptr;
+
+  ~Listener() {
+    for (int fd : ready) ::close(fd);
+  }
+  void close_ready() noexcept {
+    for (int fd : ready) ::close(fd);
+    ready.clear();
+  }
+  void push_waiter(Op& op) {
+    op.waiter_next = nullptr;
+    (waiters_tail ? waiters_tail->waiter_next : waiters_head) = &op;
+    waiters_tail = &op;
+  }
+  Op* pop_waiter() noexcept {
+    Op* op = waiters_head;
+    if (op) {
+      waiters_head = op->waiter_next;
+      if (!waiters_head) waiters_tail = nullptr;
+      op->waiter_next = nullptr;
+    }
+    return op;
+  }
+  bool remove_waiter(Op& op) noexcept {
+    for (Op **link = &waiters_head, *prev = nullptr; *link; prev = *link, link = &(*link)->waiter_next) {
+      if (*link != &op) continue;
+      *link = op.waiter_next;
+      if (waiters_tail == &op) waiters_tail = prev;
+      op.waiter_next = nullptr;
+      return true;
+    }
+    return false;
+  }
 };
 
 struct IoUringProactor::Impl {
@@ -106,6 +216,13 @@ struct IoUringProactor::Impl {
   bool enabled = true;
   bool closing = false;
   bool overflow_seen = false;
+  // Contract 98: accept() served by a multishot accept per listener
+  // (kernel 5.19, as the provided-buffer ring; AIO_IO_URING_ACCEPT=single
+  // turns it off for measurements).
+  bool multishot_accept = false;
+  // Contract 97: the fork count when the ring was made; another count means
+  // this copy of the proactor lives in a forked child.
+  unsigned forks = current_fork_count();
   const char* mode = "plain";
   std::unique_ptr<detail::Waker> waker = std::make_unique<detail::Waker>();
   std::atomic<bool> wake_pending{false};
@@ -117,6 +234,12 @@ struct IoUringProactor::Impl {
   std::size_t in_flight = 0;
   Op* backlog_head = nullptr;
   Op* backlog_tail = nullptr;
+  std::vector<std::unique_ptr<Listener>> listeners;
+  // Operations whose result is decided outside a CQE (an accepted socket
+  // taken from a listener's queue, a cancelled wait for one): delivered by
+  // the next wait(), never inside the call that decided it.
+  std::vector<Op*> deferred;
+  std::vector<Op*> delivering;  // run_deferred()'s, swapped with `deferred`: no allocation per iteration
   struct Completion {
     std::uint64_t user_data;
     std::int32_t res;
@@ -127,6 +250,13 @@ struct IoUringProactor::Impl {
 
   ~Impl() {
     if (ring_ok) io_uring_queue_exit(&ring);  // only when the constructor failed
+  }
+
+  bool inherited() const noexcept { return fork_count.load(std::memory_order_relaxed) != forks; }
+  void check_owner() const {
+    if (inherited())
+      throw std::runtime_error(
+          "io_uring: this loop belongs to the parent process; create a new event loop in the child after fork");
   }
 
   void enable() {
@@ -182,6 +312,11 @@ struct IoUringProactor::Impl {
           io_uring_prep_accept(sqe, fd, static_cast<sockaddr*>(op.address.data()), &op.address_len,
                                SOCK_NONBLOCK | SOCK_CLOEXEC);
           break;
+        case Kind::accept_multishot:
+          // No address: each accept would overwrite the last one's before
+          // its CQE is read; the peer comes from getpeername().
+          io_uring_prep_multishot_accept(sqe, fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+          break;
         case Kind::connect:
           io_uring_prep_connect(sqe, fd, static_cast<const sockaddr*>(op.to.data()), op.to.size());
           break;
@@ -229,6 +364,8 @@ struct IoUringProactor::Impl {
       op->queued = false;
       if (std::exchange(op->cancel_queued, false))
         send_cancel(*op);
+      else if (op->kind == Kind::accept_multishot && (closing || op->listener->retired))
+        op->listener->armed = false;  // never reached the kernel
       else if (closing)
         finish(*op, ECANCELED, 0);  // never reached the kernel; runs no callback
       else {
@@ -334,6 +471,7 @@ struct IoUringProactor::Impl {
       return;
     }
     auto& op = *reinterpret_cast<Op*>(c.user_data & ~generation_mask);
+    if (op.kind == Kind::accept_multishot) return handle_multishot(op, c);
     int buffer_id = (c.flags & IORING_CQE_F_BUFFER) ? static_cast<int>(c.flags >> IORING_CQE_BUFFER_SHIFT) : -1;
     if (closing) {
       if (op.kind == Kind::accept && op.step == Step::io && c.res >= 0) op.accepted(c.res);
@@ -370,6 +508,167 @@ struct IoUringProactor::Impl {
     finish(op, 0, static_cast<std::size_t>(c.res), buffer_id);
   }
 
+  // ---- accept() over a listener's multishot (contract 98) ----
+
+  void defer(Op& op, int error) {
+    op.error = error;
+    op.deferred = true;
+    deferred.push_back(&op);
+  }
+
+  static void take_socket(Op& op, int fd) noexcept {
+    op.accepted(fd);
+    op.address = {};
+    auto len = static_cast<socklen_t>(SocketAddress::capacity);
+    if (getpeername(fd, static_cast<sockaddr*>(op.address.data()), &len) == 0)
+      op.address.set_size(std::min<unsigned>(len, SocketAddress::capacity));
+  }
+
+  void arm_listener(Listener& l) {
+    l.armed = true;
+    l.multishot.cancel_requested = false;
+    arm(l.multishot);
+  }
+
+  void cancel_listener(Listener& l) {
+    Op& m = l.multishot;
+    if (!l.armed || m.cancel_requested) return;
+    m.cancel_requested = true;
+    if (m.queued) {
+      m.cancel_queued = false;  // flush_backlog() arms it, then cancels it
+      return;
+    }
+    send_cancel(m);
+  }
+
+  // No accept() reaches `l` any more: its queue is closed, its waiters end
+  // with `error`, its multishot is cancelled.
+  void retire(Listener& l, int error) {
+    l.retired = true;
+    l.close_ready();
+    while (Op* waiter = l.pop_waiter()) defer(*waiter, error);
+    cancel_listener(l);
+  }
+
+  static bool same_file(const Listener& l, const struct stat& st) noexcept {
+    return st.st_dev == l.dev && st.st_ino == l.ino;
+  }
+
+  Listener& listener_for(int fd) {
+    struct stat st {};
+    if (fstat(fd, &st) != 0) detail::throw_os_error(errno, "io_uring accept: fstat(fd " + std::to_string(fd) + ")");
+    for (auto& l : listeners) {
+      if (l->retired || l->fd != fd) continue;
+      if (same_file(*l, st)) return *l;
+      retire(*l, EBADF);  // closed, and the number taken by this socket
+      break;
+    }
+    auto l = std::make_unique<Listener>();
+    l->fd = fd;
+    l->dev = st.st_dev;
+    l->ino = st.st_ino;
+    l->multishot.kind = Kind::accept_multishot;
+    l->multishot.step = Step::io;
+    l->multishot.fd = fd;
+    l->multishot.listener = l.get();
+    listeners.push_back(std::move(l));
+    return *listeners.back();
+  }
+
+  void start_accept(Op& op) {
+    Listener& l = listener_for(op.fd);
+    IoUringProactor::mark_started(op);
+    link(op);
+    op.listener = &l;
+    l.used = true;
+    if (!l.ready.empty()) {
+      int fd = l.ready.front();
+      l.ready.pop_front();
+      take_socket(op, fd);
+      defer(op, 0);
+    } else if (l.error) {
+      defer(op, std::exchange(l.error, 0));
+    } else {
+      l.push_waiter(op);
+      if (!l.armed) arm_listener(l);
+    }
+  }
+
+  void handle_multishot(Op& m, const Completion& c) {
+    Listener& l = *m.listener;
+    bool open = !closing && !l.retired;
+    Op* waiter = nullptr;
+    int error = 0;
+    if (c.res >= 0) {
+      if (!open) {
+        ::close(c.res);
+      } else if ((waiter = l.pop_waiter())) {
+        take_socket(*waiter, c.res);
+      } else {
+        l.ready.push_back(c.res);
+        if (l.ready.size() >= accept_queue_max) cancel_listener(l);  // the kernel's backlog holds the rest
+      }
+    } else if (open && c.res != -ECANCELED && c.res != -EINTR && c.res != -EAGAIN) {
+      // EMFILE, ENFILE, ENOMEM, ECONNABORTED...: the accepting code decides
+      // (a server pauses a second); the multishot is not re-armed until an
+      // accept() asks again, so an error never loops.
+      error = -c.res;
+      if (!(waiter = l.pop_waiter()) && !l.error) l.error = error;
+    }
+    if (!(c.flags & IORING_CQE_F_MORE)) {
+      l.armed = false;
+      m.cancel_requested = false;
+      if (open) {
+        if (l.waiters_head && !l.error) {
+          arm_listener(l);
+        } else if (!l.waiters_head) {
+          // Ended while nobody waits (cancelled when idle, or an error): if
+          // its owner closed the listener meanwhile, what it queued goes.
+          struct stat st {};
+          if (fstat(l.fd, &st) != 0 || !same_file(l, st)) retire(l, EBADF);
+        }
+      }
+    }
+    if (waiter) finish(*waiter, error, 0);
+  }
+
+  // Delivers what defer() decided, callbacks' failures kept as reap()'s.
+  void run_deferred(std::exception_ptr& failure) {
+    if (deferred.empty()) return;
+    delivering.swap(deferred);  // what the callbacks defer waits for the next call
+    for (Op* op : delivering) {
+      op->deferred = false;
+      try {
+        finish(*op, op->error, 0);
+      } catch (...) {
+        if (!failure) failure = std::current_exception();
+      }
+    }
+    delivering.clear();
+  }
+
+  // An iteration's bookkeeping of the listeners: a retired one whose
+  // multishot ended goes; one nobody accepted on since the last wait() has
+  // its multishot cancelled (its owner may have closed it: the ring's
+  // reference would keep it listening).
+  void tend_listeners() {
+    for (std::size_t i = 0; i < listeners.size();) {
+      Listener& l = *listeners[i];
+      if (l.retired && !l.armed) {
+        listeners[i] = std::move(listeners.back());
+        listeners.pop_back();
+        continue;
+      }
+      if (!l.retired && l.armed && !l.used && !l.waiters_head) cancel_listener(l);
+      l.used = false;
+      ++i;
+    }
+  }
+
+  bool listeners_armed() const noexcept {
+    return std::any_of(listeners.begin(), listeners.end(), [](const auto& l) { return l->armed; });
+  }
+
   // Takes every completion there is, in batches copied out of the CQ first
   // so that callbacks may start operations (and submit) meanwhile. An
   // overflowed CQ (NODROP keeps the rest in the kernel) is flushed with
@@ -396,6 +695,7 @@ struct IoUringProactor::Impl {
 
   Op& begin(ProactorOperation& base, Kind kind, fd_t fd, Step step) {
     auto& op = static_cast<Op&>(base);
+    check_owner();
     if (op.in_flight()) throw std::logic_error("io_uring: an operation was started while still in flight");
     if (closing) throw std::logic_error("io_uring: the proactor is closed");
     op.kind = kind;
@@ -405,6 +705,7 @@ struct IoUringProactor::Impl {
     op.bytes = 0;
     op.data = {};
     op.cancel_requested = false;
+    op.listener = nullptr;
     return op;
   }
 
@@ -501,6 +802,11 @@ IoUringProactor::IoUringProactor(Options options) : impl_(std::make_unique<Impl>
     if (io_uring_register_buf_ring(&s.ring, &reg, 0) == 0) {
       s.buffers.reset(new char[std::size_t{buffer_count} * buffer_size]);  // not zeroed: untouched pages
       for (unsigned i = 0; i < buffer_count; ++i) s.return_buffer(i);
+      const char* accept_mode = std::getenv("AIO_IO_URING_ACCEPT");  // for measurements
+      // 6.6 to 6.8 could hand a DEFER_TASKRUN ring's multishot accept a
+      // descriptor number that is not the socket's (liburing#1062).
+      bool broken = std::string_view(s.mode) == "defer_taskrun" && kernel_before(6, 9);
+      s.multishot_accept = !broken && (!accept_mode || std::string_view(accept_mode) != "single");
     } else {
       std::free(ring_memory);
       s.buf_ring = nullptr;
@@ -559,7 +865,10 @@ void IoUringProactor::accept(ProactorOperation& base, fd_t listener) {
   op.close_accepted();
   op.address = {};
   op.address_len = SocketAddress::capacity;
-  impl_->launch(op);
+  if (impl_->multishot_accept)
+    impl_->start_accept(op);
+  else
+    impl_->launch(op);
 }
 
 void IoUringProactor::connect(ProactorOperation& base, fd_t sock, const SocketAddress& to) {
@@ -624,8 +933,15 @@ bool IoUringProactor::is_cancelled(const ProactorOperation& op) const noexcept {
 
 void IoUringProactor::cancel(ProactorOperation& base) noexcept {
   auto& op = static_cast<Op&>(base);
-  if (!op.in_flight() || op.cancel_requested || !impl_->ring_ok) return;
+  if (!op.in_flight() || op.cancel_requested || !impl_->ring_ok || impl_->inherited()) return;
   op.cancel_requested = true;
+  if (op.listener) {
+    // Waiting on a listener's queue, not in the kernel: it ends now (in the
+    // next wait()); a socket accepted later waits for the next accept().
+    // One already given its result keeps it.
+    if (!op.deferred && op.listener->remove_waiter(op)) impl_->defer(op, ECANCELED);
+    return;
+  }
   // Not in the kernel yet: flush_backlog() sends the cancel after arming it.
   if (op.queued) {
     op.cancel_queued = false;
@@ -635,7 +951,7 @@ void IoUringProactor::cancel(ProactorOperation& base) noexcept {
 }
 
 void IoUringProactor::cancel_all(fd_t fd) noexcept {
-  if (!impl_->ring_ok) return;
+  if (!impl_->ring_ok || impl_->inherited()) return;
   // Every operation on `fd` is marked, so that one between two steps (its
   // poll done, its retry not yet armed) is not re-armed after the cancel
   // went by: close(2) alone would not end it (liburing#932).
@@ -644,6 +960,10 @@ void IoUringProactor::cancel_all(fd_t fd) noexcept {
     if (op->fd == fd) cancel(*op);
     op = next;
   }
+  // A listener being closed: its multishot is not re-armed, and the
+  // sockets it accepted that nobody took are closed with it.
+  for (auto& l : impl_->listeners)
+    if (!l->retired && l->fd == fd) impl_->retire(*l, ECANCELED);
   // The caller closes `fd` next, and a new socket may take its number: what
   // is still queued for it (and its cancels) goes to the kernel now, while
   // the number still names this file.
@@ -656,11 +976,13 @@ void IoUringProactor::cancel_all(fd_t fd) noexcept {
 
 void IoUringProactor::wait(std::int64_t timeout_ns) {
   Impl& s = *impl_;
+  s.check_owner();
   if (s.closing) throw std::logic_error("io_uring: wait() after close()");
+  s.tend_listeners();
   s.flush_backlog();
   if (!s.wake_armed) s.arm_wake();
   int error = 0;
-  if (!s.enter(timeout_ns, &error)) {
+  if (!s.enter(s.deferred.empty() ? timeout_ns : 0, &error)) {
     if (error == EEXIST)
       detail::throw_os_error(error,
                              "io_uring_enter: the ring belongs to the thread that first ran the loop "
@@ -669,6 +991,7 @@ void IoUringProactor::wait(std::int64_t timeout_ns) {
   }
   std::exception_ptr failure;
   s.reap(failure);
+  s.run_deferred(failure);
   if (failure) std::rethrow_exception(failure);
 }
 
@@ -676,6 +999,7 @@ void IoUringProactor::wakeup() noexcept {
   // One eventfd write while one is pending (contract 94: no other thread
   // touches the SQ).
   detail::Waker* waker = impl_->waker.get();
+  if (impl_->inherited()) return;  // the parent's eventfd: not the child's to ring
   if (waker && !impl_->wake_pending.exchange(true, std::memory_order_acq_rel)) waker->wake();
 }
 
@@ -685,11 +1009,37 @@ void IoUringProactor::close() noexcept {
   s.closing = true;
   bool drained = true;
   try {
+    std::exception_ptr ignore;
+    if (s.inherited()) {
+      // Contract 97: a forked child's copy. The ring (its queues are shared
+      // memory) is the parent's: no cancel, no submission, no
+      // unregistering. The child's mappings, descriptors and memory go; the
+      // operations are released without callbacks.
+      for (auto& l : s.listeners) {
+        l->armed = false;
+        while (Op* waiter = l->pop_waiter()) s.finish(*waiter, ECANCELED, 0);
+      }
+      s.listeners.clear();
+      s.run_deferred(ignore);
+      while (s.head) s.finish(*s.head, ECANCELED, 0);
+      s.backlog_head = s.backlog_tail = nullptr;
+      s.wake_armed = false;
+      std::free(std::exchange(s.buf_ring, nullptr));
+      io_uring_queue_exit(&s.ring);
+      s.ring_ok = false;
+      s.waker.reset();
+      return;
+    }
+    // No callback runs from here on: accept()s waiting on a listener, and
+    // results not yet delivered, end now; queued accepted sockets close.
+    for (auto& l : s.listeners) s.retire(*l, ECANCELED);
+    s.run_deferred(ignore);
     if (!s.enabled) {
       // Nothing ever reached the kernel: the queued SQEs go with the ring.
       while (s.head) s.finish(*s.head, ECANCELED, 0);
       s.backlog_head = s.backlog_tail = nullptr;
       s.wake_armed = false;
+      for (auto& l : s.listeners) l->armed = false;
     } else {
       // Contract 93: cancel everything, the wakeup poll included, and reap
       // every completion before the buffers and the ring go.
@@ -704,14 +1054,13 @@ void IoUringProactor::close() noexcept {
         }
       }
       auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
-      std::exception_ptr ignore;
-      while ((s.head || s.wake_armed) && std::chrono::steady_clock::now() < deadline) {
+      while ((s.head || s.wake_armed || s.listeners_armed()) && std::chrono::steady_clock::now() < deadline) {
         s.flush_backlog();
         int error = 0;
         if (!s.enter(100'000'000, &error)) break;
         s.reap(ignore);
       }
-      drained = !s.head && !s.wake_armed;
+      drained = !s.head && !s.wake_armed && !s.listeners_armed();
     }
   } catch (...) {
     drained = false;
@@ -730,12 +1079,14 @@ void IoUringProactor::close() noexcept {
   }
   io_uring_queue_exit(&s.ring);
   s.ring_ok = false;
-  s.waker.reset();  // as the selector loop's: no wakeup() after close()
+  s.listeners.clear();  // closes what a listener accepted during the drain
+  s.waker.reset();      // as the selector loop's: no wakeup() after close()
 }
 
 std::size_t IoUringProactor::in_flight() const noexcept { return impl_->in_flight; }
 bool IoUringProactor::overflow_seen() const noexcept { return impl_->overflow_seen; }
 std::string_view IoUringProactor::setup_mode() const noexcept { return impl_->mode; }
 bool IoUringProactor::buffer_ring() const noexcept { return impl_->buffers != nullptr; }
+bool IoUringProactor::multishot_accept() const noexcept { return impl_->multishot_accept; }
 
 }  // namespace aio

@@ -61,10 +61,15 @@ class IoUringProactor final : public Proactor {
   // "plain") and whether receives use a provided-buffer ring.
   std::string_view setup_mode() const noexcept;
   bool buffer_ring() const noexcept;
+  // Whether accept() is served by a multishot accept per listener (kernel
+  // 5.19, not 6.6 to 6.8 with defer_taskrun; AIO_IO_URING_ACCEPT=single
+  // turns it off).
+  bool multishot_accept() const noexcept;
 
  private:
   struct Impl;
   struct Op;
+  struct Listener;
   std::unique_ptr<Impl> impl_;
 };
 
