@@ -57,10 +57,13 @@ class ProactorDatagramTransport final : public DatagramTransportBase {
   // The in-flight send's completion calls on_writable() itself.
   void engine_start_writing() override {}
   void engine_stop_writing() override {}
+  // The send in flight was reported sent (the queue no longer holds it), so
+  // it is not cancelled: the socket closes once it completes. Only the
+  // receive is cancelled.
   void engine_close() noexcept override {
     closed_ = true;
-    proactor_.cancel_all(sock_.fileno());
-    sock_.close();
+    proactor_.cancel(*read_op_);
+    if (!send_op_->in_flight()) sock_.close();
   }
 
   // Not posted again from its own failure to start: a socket that fails
@@ -90,7 +93,10 @@ class ProactorDatagramTransport final : public DatagramTransportBase {
   }
 
   void send_done(ProactorOperation& op) {
-    if (closed_) return;
+    if (closed_) {
+      sock_.close();  // held open for this send by engine_close()
+      return;
+    }
     // As a failed sendto: to error_received.
     if (op.error != 0) receive_failed(os_error(op.error, "sendto (socket " + std::to_string(sock_.fileno()) + ")"));
     on_writable();
