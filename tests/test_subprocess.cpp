@@ -486,9 +486,10 @@ TEST_CASE("test_subprocess: wait() returns at the exit while a grandchild holds 
 TEST_CASE("test_subprocess: a cancelled communicate keeps what it read (75)") {
   auto loop = make_loop();
   auto body = []() -> aio::Task<void> {
-    aio::Process sh = co_await aio::create_subprocess_shell("echo first; sleep 0.3; echo second", piped(false));
+    // The timeout falls between the two lines, with room for a loaded machine.
+    aio::Process sh = co_await aio::create_subprocess_shell("echo first; sleep 1; echo second", piped(false));
     try {
-      co_await aio::wait_for(sh.communicate(), 0.15);
+      co_await aio::wait_for(sh.communicate(), 0.3);
       FAIL("communicate() finished before the timeout");
     } catch (const aio::TimeoutError&) {
     }
