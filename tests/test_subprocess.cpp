@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <exception>
 #include <fstream>
@@ -87,6 +88,12 @@ std::pair<std::shared_ptr<Child>, std::shared_ptr<aio::SubprocessTransport>> spa
   return {child, pair.first};
 }
 
+// A count from the environment (the stress runs' sizes), else `fallback`.
+int env_count(const char* name, int fallback) {
+  const char* value = std::getenv(name);
+  return value && *value ? std::atoi(value) : fallback;
+}
+
 // No child of this process is left, not even a zombie.
 bool no_children() {
   siginfo_t info{};
@@ -123,7 +130,8 @@ TEST_CASE("test_subprocess: a round trip through cat, byte for byte") {
   Pair pair = test::run(*loop, loop->subprocess_exec(factory, "cat", {}));
   auto stdin_pipe = std::dynamic_pointer_cast<aio::WriteTransport>(pair.first->get_pipe_transport(0));
   REQUIRE(stdin_pipe);
-  std::string payload = test::pattern(4 << 20);
+  // 4 MiB here; the stress run (stress-subprocess) sends the contract's 64.
+  std::string payload = test::pattern(static_cast<std::size_t>(env_count("AIO_TEST_CAT_MIB", 4)) << 20);
   stdin_pipe->write(payload);
   stdin_pipe->write_eof();
   run_until(
@@ -338,26 +346,31 @@ TEST_CASE("test_subprocess: a set-up cancelled at any step leaves no process and
   loop->close();
 }
 
-TEST_CASE("test_subprocess: subprocess_shell, and many children at once") {
+TEST_CASE("test_subprocess: many children 50 at a time through subprocess_shell") {
+  // 100 here; the stress run (stress-subprocess) sets 2,000, the contract's size.
+  int total = env_count("AIO_TEST_CHILDREN", 100);
   auto loop = make_loop();
-  std::vector<std::shared_ptr<Child>> children;
-  std::vector<aio::Task<Pair>> starting;
-  for (int i = 0; i < 50; ++i) {
-    auto child = std::make_shared<Child>();
-    children.push_back(child);
-    aio::ProtocolFactory factory = [child] { return child; };
-    starting.push_back(loop->create_task(loop->subprocess_shell(factory, "echo test " + std::to_string(i))));
+  for (int first = 0; first < total; first += 50) {
+    std::vector<std::shared_ptr<Child>> children;
+    std::vector<aio::Task<Pair>> starting;
+    for (int i = first; i < std::min(total, first + 50); ++i) {
+      auto child = std::make_shared<Child>();
+      children.push_back(child);
+      aio::ProtocolFactory factory = [child] { return child; };
+      starting.push_back(loop->create_task(loop->subprocess_shell(factory, "echo test " + std::to_string(i))));
+    }
+    for (auto& task : starting) loop->run_until_complete(task);
+    run_until(
+        *loop,
+        [&] {
+          for (auto& child : children)
+            if (!child->lost) return false;
+          return true;
+        },
+        60.0);
+    for (std::size_t i = 0; i < children.size(); ++i)
+      CHECK(children[i]->out == "test " + std::to_string(first + static_cast<int>(i)) + "\n");
   }
-  for (auto& task : starting) loop->run_until_complete(task);
-  run_until(
-      *loop,
-      [&] {
-        for (auto& child : children)
-          if (!child->lost) return false;
-        return true;
-      },
-      60.0);
-  for (int i = 0; i < 50; ++i) CHECK(children[static_cast<std::size_t>(i)]->out == "test " + std::to_string(i) + "\n");
   CHECK(no_children());
   loop->close();
 }
