@@ -47,14 +47,6 @@ PipeKind prepare_pipe(fd_t fd, const char* method) {
 
 bool pipe_read_error_is_eof(int) noexcept { return false; }
 
-std::optional<std::size_t> read_pipe_some(fd_t, char*, std::size_t) {
-  throw std::logic_error("read_pipe_some: Windows pipes are read through the proactor");
-}
-
-std::optional<std::size_t> write_pipe_some(fd_t, const char*, std::size_t) {
-  throw std::logic_error("write_pipe_some: Windows pipes are written through the proactor");
-}
-
 void close_pipe(fd_t fd) noexcept { CloseHandle(reinterpret_cast<HANDLE>(fd)); }
 
 #else

@@ -25,12 +25,13 @@ enum class PipeKind { fifo, socket, character_device, windows_pipe };
 // must be a pipe opened for overlapped I/O (only the kind is checked).
 PipeKind prepare_pipe(fd_t fd, const char* method);
 
-// POSIX: one read(2) of up to `size` bytes; 0 at end of file, which a pty
+// POSIX only (the selector loop's pipe transports; Windows pipes go through
+// the proactor). One read(2) of up to `size` bytes; 0 at end of file, which a pty
 // master whose other side closed reports as EIO; std::nullopt when nothing
 // is there yet. Throws std::system_error.
 std::optional<std::size_t> read_pipe_some(fd_t fd, char* buffer, std::size_t size);
 
-// POSIX: one write(2) of up to `size` bytes, without the SIGPIPE a pipe with
+// POSIX only, as read_pipe_some. One write(2) of up to `size` bytes, without the SIGPIPE a pipe with
 // no reader raises; std::nullopt when the pipe is full. Throws
 // std::system_error (EPIPE once the reader is gone).
 std::optional<std::size_t> write_pipe_some(fd_t fd, const char* data, std::size_t size);
