@@ -5,8 +5,8 @@
 // that vanish mid-message. Single-threaded. Backpressure: while a client
 // does not read its echo, the server stops reading from it. --mode datagram
 // is a UDP echo server instead: each datagram goes back to its sender.
-#include <core/aio.hpp>
 #include <core/address.hpp>
+#include <core/aio.hpp>
 #include <net/protocols.hpp>
 #include <net/server.hpp>
 #include <net/streams.hpp>
