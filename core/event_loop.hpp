@@ -305,7 +305,7 @@ class EventLoop {
 
   // call_soon from any thread; wakes the loop. Not from a signal handler:
   // it allocates and takes a lock, which are not async-signal-safe (signals
-  // reach a loop through add_signal_handler, once it exists).
+  // reach a loop through add_signal_handler).
   template <class F, class... Args>
   requires(!std::is_same_v<std::remove_cvref_t<F>, Context>) Handle call_soon_threadsafe(F&& f, Args&&... args) {
     if (detail::current_context_has_values()) [[unlikely]]

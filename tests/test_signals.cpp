@@ -17,6 +17,8 @@
 #include <vector>
 
 #ifndef _WIN32
+#include <process/process.hpp>
+
 #include <pthread.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -291,6 +293,25 @@ TEST_CASE("a forked child neither inherits the loop's watching nor touches its w
   CHECK(parent_calls == 0);
   ::kill(::getpid(), SIGUSR1);
   run_until(*loop, [&] { return parent_calls == 1; });
+  loop->close();
+}
+
+TEST_CASE("a SIGCHLD handler of the user's runs while children are watched (contract 84)") {
+  auto loop = make_loop();
+  int sigchld = 0;
+  loop->add_signal_handler(SIGCHLD, [&] { ++sigchld; });
+  auto body = [&]() -> aio::Task<void> {
+    for (int n = 0; n < 20; ++n) {
+      std::vector<std::string> args{"-c", "exit " + std::to_string(n)};
+      aio::Process child = co_await aio::create_subprocess_exec("/bin/sh", args);
+      int code = co_await child.wait();
+      CHECK(code == n);
+    }
+  };
+  test::run(*loop, body(), 60);
+  run_until(*loop, [&] { return sigchld >= 1; });
+  CHECK(loop->remove_signal_handler(SIGCHLD));
+  CHECK((disposition(SIGCHLD) == SIG_DFL));
   loop->close();
 }
 
