@@ -1,7 +1,9 @@
-// Private: the process-wide half of signal delivery (POSIX). One handler
-// per signal, installed while at least one loop watches it, hands each
-// arrival to every such loop (EventLoop::deliver_signal: a flag and the
-// loop's wakeup); core/signals.hpp has the loop's half.
+// Private: the process-wide half of signal delivery. On POSIX
+// (backends/signals.cpp) one handler per signal, installed while at least
+// one loop watches it, hands each arrival to every such loop
+// (EventLoop::deliver_signal: a flag and the loop's wakeup); core/signals.hpp
+// has the loop's half. On Windows (backends/console_ctrl.cpp) only Ctrl-C
+// reaches one loop, for aio::run; anything else is NotImplementedError.
 #pragma once
 
 namespace aio {

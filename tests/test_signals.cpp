@@ -16,7 +16,9 @@
 #include <thread>
 #include <vector>
 
-#ifndef _WIN32
+#ifdef _WIN32
+#include <windows.h>
+#else
 #include <process/process.hpp>
 
 #include <pthread.h>
@@ -33,6 +35,31 @@ TEST_CASE("add_signal_handler is not implemented on Windows, as asyncio") {
   auto loop = make_loop();
   CHECK_THROWS_AS(loop->add_signal_handler(SIGINT, [] {}), aio::NotImplementedError);
   CHECK_FALSE(loop->remove_signal_handler(SIGINT));
+}
+
+TEST_CASE("aio::run: Ctrl-C (a console control event) cancels the main task") {
+  bool cancelled = false;
+  bool reached = true;
+  auto main = [&]() -> aio::Task<void> {
+    if (!GenerateConsoleCtrlEvent(CTRL_C_EVENT, 0)) {
+      reached = false;
+      co_return;
+    }
+    try {
+      co_await aio::sleep(5);
+    } catch (const aio::CancelledError&) {
+      cancelled = true;
+      throw;
+    }
+    reached = false;
+  };
+  try {
+    aio::run(main());
+  } catch (const aio::KeyboardInterrupt&) {
+  }
+  if (!reached && test::running_under_wine())
+    return test::skip("Wine: GenerateConsoleCtrlEvent reaches no handler without a console");
+  CHECK(cancelled);
 }
 
 #else
