@@ -34,7 +34,22 @@ constexpr std::uint64_t transmit_chunk = 1 << 20;
 // What AcceptEx needs per address.
 constexpr DWORD accept_slot = sizeof(SOCKADDR_STORAGE) + 16;
 
-enum class Kind { recv, wait_readable, send, recvfrom, sendto, accept, connect, sendfile, read, write, wait, pipe };
+// peek_pipe: wait_readable on a pipe handle.
+enum class Kind {
+  recv,
+  wait_readable,
+  peek_pipe,
+  send,
+  recvfrom,
+  sendto,
+  accept,
+  connect,
+  sendfile,
+  read,
+  write,
+  wait,
+  pipe
+};
 
 HANDLE as_handle(fd_t fd) noexcept { return reinterpret_cast<HANDLE>(fd); }
 SOCKET as_socket(fd_t fd) noexcept { return static_cast<SOCKET>(fd); }
@@ -319,6 +334,19 @@ void IocpProactor::wait_readable(ProactorOperation& base, fd_t sock) {
   auto& op = impl_->prepare(base, Kind::wait_readable, sock);
   op.wsabuf = WSABUF{0, nullptr};
   bool ok = WSARecv(as_socket(sock), &op.wsabuf, 1, nullptr, &op.flags, op.overlapped(), nullptr) == 0;
+  // Not a socket (Windows says WSAENOTSOCK, Wine 8.0 WSAEOPNOTSUPP) but a
+  // pipe, such as the duplex stdin of a child (as asyncio's): a one-byte
+  // read that completes when the other end writes or goes away. No packet
+  // follows the failed WSARecv.
+  if (!ok && (WSAGetLastError() == WSAENOTSOCK || WSAGetLastError() == WSAEOPNOTSUPP) &&
+      GetNamedPipeInfo(as_handle(sock), nullptr, nullptr, nullptr, nullptr)) {
+    op.kind = Kind::peek_pipe;
+    if (ReadFile(as_handle(sock), op.address_buf, 1, nullptr, op.overlapped())) return launch(op, true, {});
+    DWORD err = GetLastError();
+    if (is_pipe_eof(err)) return post(op, 0, 0);
+    if (err != ERROR_IO_PENDING) detail::throw_os_error(static_cast<int>(err), on("ReadFile (one byte)", sock));
+    return launch(op, true, {});
+  }
   launch(op, ok, on("WSARecv (zero-byte)", sock));
 }
 
@@ -523,7 +551,8 @@ bool IocpProactor::dequeue(unsigned long timeout_ms, bool run) {
       // The packet carries an NTSTATUS; (WSA)GetOverlappedResult turns it
       // into the code a caller of WSARecv or ReadFile would have seen.
       DWORD bytes = 0, flags = 0;
-      bool socket = op.kind != Kind::read && op.kind != Kind::write && op.kind != Kind::pipe && op.kind != Kind::wait;
+      bool socket = op.kind != Kind::read && op.kind != Kind::write && op.kind != Kind::pipe && op.kind != Kind::wait &&
+                    op.kind != Kind::peek_pipe;
       if (socket) {
         if (!WSAGetOverlappedResult(as_socket(op.handle), op.overlapped(), &bytes, FALSE, &flags))
           op.error = WSAGetLastError();

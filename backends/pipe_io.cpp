@@ -32,6 +32,28 @@ namespace {
 
 #ifdef _WIN32
 
+namespace {
+
+// Whether `handle` was opened for synchronous I/O (without
+// FILE_FLAG_OVERLAPPED), which only ntdll tells (FileModeInformation);
+// false when it cannot tell.
+bool is_synchronous(HANDLE handle) {
+  using Query = LONG(NTAPI*)(HANDLE, void* io_status, void* info, ULONG size, int info_class);
+  // Through void (*)(), which converts to any function type without a warning.
+  static const auto query = reinterpret_cast<Query>(
+      reinterpret_cast<void (*)()>(GetProcAddress(GetModuleHandleW(L"ntdll.dll"), "NtQueryInformationFile")));
+  constexpr int file_mode_information = 16;
+  constexpr ULONG synchronous_io = 0x10 | 0x20;  // FILE_SYNCHRONOUS_IO_ALERT, _NONALERT
+  struct {
+    LONG status;
+    ULONG_PTR information;
+  } io{};
+  ULONG mode = 0;
+  return query && query(handle, &io, &mode, sizeof mode, file_mode_information) == 0 && (mode & synchronous_io) != 0;
+}
+
+}  // namespace
+
 PipeKind prepare_pipe(fd_t fd, const char* method) {
   HANDLE handle = reinterpret_cast<HANDLE>(fd);
   if (fd == -1 || handle == nullptr)
@@ -41,7 +63,18 @@ PipeKind prepare_pipe(fd_t fd, const char* method) {
   if (type == FILE_TYPE_UNKNOWN && GetLastError() != 0)
     throw std::invalid_argument(std::string(method) + ": the pipe handle is not open (GetFileType: error " +
                                 std::to_string(GetLastError()) + ")");
+  // A console cannot be attached to a completion port (bpo-26832).
+  if (type == FILE_TYPE_CHAR)
+    throw std::invalid_argument(std::string(method) + ": handle " + std::to_string(fd) +
+                                " is a console or character device, which cannot do overlapped I/O; pipe transports "
+                                "on Windows take pipe handles opened with FILE_FLAG_OVERLAPPED");
   if (type != FILE_TYPE_PIPE) throw_wrong_kind(method, fd, type == FILE_TYPE_DISK ? "a file" : "no pipe");
+  // Its reads and writes would block the loop's thread (an anonymous pipe
+  // from CreatePipe is one).
+  if (is_synchronous(handle))
+    throw std::invalid_argument(std::string(method) + ": pipe handle " + std::to_string(fd) +
+                                " was opened for synchronous I/O, which would block the loop; pipe transports on "
+                                "Windows take pipe handles opened with FILE_FLAG_OVERLAPPED");
   return PipeKind::windows_pipe;
 }
 

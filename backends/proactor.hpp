@@ -128,6 +128,9 @@ class Proactor {
   virtual void recv(ProactorOperation& op, fd_t sock, std::size_t max) = 0;
   // Waits until a socket has data (or end of file, or an error) without
   // taking any: `bytes` is 0. A receive cancelled this way loses nothing.
+  // On a descriptor that is not a socket it waits as a read of it would
+  // (io_uring: a poll; iocp, on a pipe handle with read access: a read of
+  // one byte, which it drops), for watching a write pipe's reader.
   virtual void wait_readable(ProactorOperation& op, fd_t sock) = 0;
   // Sends op.buffer on a connected socket (possibly short).
   virtual void send(ProactorOperation& op, fd_t sock) = 0;

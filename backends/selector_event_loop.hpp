@@ -58,8 +58,12 @@ class SelectorEventLoop final : public EventLoop {
   std::shared_ptr<detail::DatagramTransportBase> make_datagram_transport(Socket sock,
                                                                          std::shared_ptr<BaseProtocol> protocol,
                                                                          std::optional<SocketAddress> remote) override;
+#ifndef _WIN32
   // A wait for the handle to turn readable (the child watcher's pidfd).
+  // Winsock's select waits for sockets only: a selector loop on Windows
+  // has no subprocesses, as asyncio's.
   Task<void> wait_for_handle(fd_t handle) override;
+#endif
   void start_accepting(Server& server, std::size_t index) override;
   // sendfile(2) (or the BSDs' and macOS's) whenever the socket is writable.
   Task<std::size_t> sendfile_native(fd_t sock, int file, std::uint64_t offset, std::size_t count,

@@ -1,16 +1,5 @@
+// backends/spawn.hpp on POSIX: fork and exec (Windows: spawn_windows.cpp).
 #include <backends/spawn.hpp>
-
-#ifdef _WIN32
-
-namespace aio::detail {
-
-// Windows children (CreateProcess, a wait on the process handle) are to come.
-const char* child_watcher_name() noexcept { return "none"; }
-
-}  // namespace aio::detail
-
-#else
-
 #include <backends/syscall.hpp>
 
 #include <algorithm>
@@ -150,7 +139,7 @@ SpawnedChild spawn(const SpawnRequest& request) {
     // such sources above 2 first.
     int source[3];
     for (int i = 0; i < 3; ++i) {
-      source[i] = request.stdio[i];
+      source[i] = static_cast<int>(request.stdio[i]);
       if (source[i] >= 0 && source[i] < 3 && source[i] != i) {
         source[i] = fcntl(source[i], F_DUPFD_CLOEXEC, 3);
         if (source[i] == -1) child_fail(err_write, errno, 2);
@@ -207,6 +196,7 @@ SpawnedChild spawn(const SpawnRequest& request) {
   }
   SpawnedChild child;
   child.pid = pid;
+  child.new_group = request.start_new_session || request.process_group == 0;
 #ifdef SYS_pidfd_open
   long pidfd = syscall(SYS_pidfd_open, pid, 0);  // close-on-exec by definition
   child.pidfd = pidfd >= 0 ? static_cast<fd_t>(pidfd) : -1;
@@ -214,11 +204,11 @@ SpawnedChild spawn(const SpawnRequest& request) {
   return child;
 }
 
-std::optional<int> reap_child(int pid, bool* reaped_elsewhere) {
+std::optional<int> reap_child(const SpawnedChild& child, bool* reaped_elsewhere) {
   int status = 0;
   pid_t r;
   do {
-    r = waitpid(pid, &status, WNOHANG);
+    r = waitpid(child.pid, &status, WNOHANG);
   } while (r < 0 && errno == EINTR);
   if (r == 0) return std::nullopt;
   if (r < 0) {
@@ -230,11 +220,11 @@ std::optional<int> reap_child(int pid, bool* reaped_elsewhere) {
   return std::nullopt;  // stopped or continued: still running
 }
 
-int wait_child(int pid) noexcept {
+int wait_child(const SpawnedChild& child) noexcept {
   int status = 0;
   pid_t r;
   do {
-    r = waitpid(pid, &status, 0);
+    r = waitpid(child.pid, &status, 0);
   } while (r < 0 && errno == EINTR);
   if (r < 0) return 255;
   if (WIFEXITED(status)) return WEXITSTATUS(status);
@@ -242,9 +232,9 @@ int wait_child(int pid) noexcept {
   return 255;
 }
 
-void signal_child(int pid, int signal) {
-  if (::kill(pid, signal) != 0)
-    throw_os_error(errno, "kill(" + std::to_string(pid) + ", " + std::to_string(signal) + ")");
+void signal_child(const SpawnedChild& child, int signal) {
+  if (::kill(child.pid, signal) != 0)
+    throw_os_error(errno, "kill(" + std::to_string(child.pid) + ", " + std::to_string(signal) + ")");
 }
 
 const char* child_watcher_name() noexcept {
@@ -273,16 +263,23 @@ std::pair<int, int> make_pipe() {
   return {fds[0], fds[1]};
 }
 
-int open_devnull(bool for_writing) {
+std::pair<std::string, std::vector<std::string>> shell_command(std::string cmd) {
+  return {"/bin/sh", {"-c", std::move(cmd)}};
+}
+
+std::pair<fd_t, fd_t> make_stdio_pipe(bool child_reads) {
+  auto [r, w] = make_pipe();
+  return child_reads ? std::pair<fd_t, fd_t>{w, r} : std::pair<fd_t, fd_t>{r, w};
+}
+
+fd_t open_devnull(bool for_writing) {
   int fd = ::open("/dev/null", (for_writing ? O_WRONLY : O_RDONLY) | O_CLOEXEC);
   if (fd < 0) throw_os_error(errno, "open /dev/null");
   return fd;
 }
 
-void close_fd(int fd) noexcept {
-  if (fd >= 0) ::close(fd);
+void close_fd(fd_t fd) noexcept {
+  if (fd >= 0) ::close(static_cast<int>(fd));
 }
 
 }  // namespace aio::detail
-
-#endif  // _WIN32

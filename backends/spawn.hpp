@@ -1,36 +1,50 @@
-// Private: starting a child process and learning how it ended (POSIX), for
-// process/'s subprocess transport. Everything the child does between fork
-// and exec is async-signal-safe and allocation-free: the parent prepares
-// it all.
+// Private: starting a child process and learning how it ended, for
+// process/'s subprocess transport, which is written once over these calls.
+// POSIX (backends/spawn.cpp): fork and exec; everything the child does
+// between them is async-signal-safe and allocation-free: the parent
+// prepares it all. Windows (backends/spawn_windows.cpp): CreateProcessW,
+// and the process handle, which the loop waits on.
 #pragma once
 
 #include <core/fd.hpp>
 
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace aio::detail {
 
 struct SpawnRequest {
-  std::string program;            // searched in PATH (of `env` if given) unless it has a '/'
+  // POSIX: searched in PATH (of `env` if given) unless it has a '/'.
+  // Windows: searched as CreateProcessW does (the program's directory, the
+  // current one, the system's, then PATH; ".exe" may be left out).
+  std::string program;
   std::vector<std::string> args;  // argv, args[0] included
   std::optional<std::string> cwd;
   std::optional<std::vector<std::string>> env;  // "NAME=value" each; else the parent's
-  // The child's 0, 1, 2: a descriptor to dup there, or -1 to inherit the
-  // parent's. `stderr_to_stdout` makes 2 a copy of the child's 1.
-  int stdio[3] = {-1, -1, -1};
+  // The child's 0, 1, 2: a descriptor (Windows: a HANDLE) to dup there, or
+  // -1 to inherit the parent's. `stderr_to_stdout` makes 2 a copy of the
+  // child's 1.
+  fd_t stdio[3] = {-1, -1, -1};
   bool stderr_to_stdout = false;
-  std::vector<int> pass_fds;  // kept open (and inheritable) in the child
+  std::vector<int> pass_fds;  // kept open (and inheritable) in the child; POSIX only
   bool start_new_session = false;
-  std::optional<int> process_group;  // setpgid(0, value) in the child
+  // setpgid(0, value) in the child. Windows: only 0, a new process group
+  // (CREATE_NEW_PROCESS_GROUP), as start_new_session is there.
+  std::optional<int> process_group;
 };
 
 struct SpawnedChild {
   int pid = -1;
   // A Linux pidfd for the child (readable once it exits), or -1 where the
-  // kernel has none; close-on-exec.
+  // kernel has none; close-on-exec. Windows: the process handle (signalled
+  // once it exits), never -1. The subprocess transport closes it
+  // (close_fd) when it is done with the child.
   fd_t pidfd = -1;
+  // It leads a process group of its own (Windows: console control events
+  // can reach it).
+  bool new_group = false;
 };
 
 // Forks and execs. The child starts with an empty signal mask and every
@@ -45,29 +59,48 @@ SpawnedChild spawn(const SpawnRequest& request);
 // waitpid(pid, WNOHANG) for our own child: its returncode (the exit status,
 // or -N for a child killed by signal N) once it ended, std::nullopt while
 // it runs. A child some other code reaped behind our back (ECHILD) reports
-// 255, as asyncio's child watchers do.
-std::optional<int> reap_child(int pid, bool* reaped_elsewhere = nullptr);
+// 255, as asyncio's child watchers do. Windows: GetExitCodeProcess once the
+// process handle is signalled (an exit code of 259, STILL_ACTIVE, is an
+// exit code then, not "running").
+std::optional<int> reap_child(const SpawnedChild& child, bool* reaped_elsewhere = nullptr);
 
 // waitpid(pid) until the child ends (it was killed, or its pidfd said it
 // exited); its returncode as reap_child's.
-int wait_child(int pid) noexcept;
+int wait_child(const SpawnedChild& child) noexcept;
 
 // Sends `signal` to the child (kill(2)); throws std::system_error (ESRCH
-// when it is gone).
-void signal_child(int pid, int signal);
+// when it is gone). Windows, as CPython's Popen.send_signal: SIGTERM is
+// TerminateProcess (exit code 1; a child that exited already is no error),
+// CTRL_C_EVENT and CTRL_BREAK_EVENT are GenerateConsoleCtrlEvent for a
+// child in a new process group; anything else is std::invalid_argument.
+void signal_child(const SpawnedChild& child, int signal);
 
-// SIGTERM and SIGKILL, as asyncio's terminate() and kill() send.
+// As asyncio's terminate() and kill() send: SIGTERM and SIGKILL (Windows:
+// SIGTERM for both, TerminateProcess).
 int terminate_signal() noexcept;
 int kill_signal() noexcept;
 
 // How a child's exit is watched here: "pidfd" where the kernel has
-// pidfd_open (Linux 5.3), else "none" (subprocess_exec then refuses).
+// pidfd_open (Linux 5.3), else "none" (subprocess_exec then refuses);
+// "process handle" on Windows (the proactor waits on it).
 const char* child_watcher_name() noexcept;
 
-// POSIX pipe(2) with both ends close-on-exec: (read end, write end).
+// The program and arguments that run `cmd` through the system's shell:
+// /bin/sh -c cmd (Windows: %COMSPEC% /c cmd, the command passed on as
+// cmd.exe reads it, as CPython's shell=True).
+std::pair<std::string, std::vector<std::string>> shell_command(std::string cmd);
+
+// A pipe for one of a child's standard streams, both ends close-on-exec
+// (non-inheritable): (the parent's end, the child's end); the child reads
+// from its end when `child_reads`. POSIX: pipe(2). Windows: a uniquely
+// named pipe whose parent end is overlapped (for the proactor) and whose
+// child end is synchronous, as asyncio's windows_utils.pipe.
+std::pair<fd_t, fd_t> make_stdio_pipe(bool child_reads);
+// POSIX only: pipe(2) with both ends close-on-exec: (read end, write end).
 std::pair<int, int> make_pipe();
-// open("/dev/null") for reading or writing, close-on-exec.
-int open_devnull(bool for_writing);
-void close_fd(int fd) noexcept;
+// The null device (/dev/null, NUL) for reading or writing, close-on-exec.
+fd_t open_devnull(bool for_writing);
+// Closes a descriptor (a HANDLE on Windows); -1 is ignored.
+void close_fd(fd_t fd) noexcept;
 
 }  // namespace aio::detail

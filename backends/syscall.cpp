@@ -86,6 +86,21 @@ class WindowsCategory final : public std::error_category {
         return std::errc::protocol_not_supported;
       case WSAESHUTDOWN:
         return std::errc::broken_pipe;
+      // Win32 codes of files, pipes and processes.
+      case ERROR_FILE_NOT_FOUND:
+      case ERROR_PATH_NOT_FOUND:
+        return std::errc::no_such_file_or_directory;
+      case ERROR_ACCESS_DENIED:
+        return std::errc::permission_denied;
+      case ERROR_DIRECTORY:
+        return std::errc::not_a_directory;
+      case ERROR_BAD_EXE_FORMAT:
+        return std::errc::executable_format_error;
+      case ERROR_BROKEN_PIPE:  // the reader of a pipe went away
+      case ERROR_NO_DATA:      // "the pipe is being closed": the same, seen by a writer
+        return std::errc::broken_pipe;
+      case ERROR_INVALID_HANDLE:
+        return std::errc::bad_file_descriptor;
       default:
         return std::system_category().default_error_condition(code);
     }

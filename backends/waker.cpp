@@ -21,12 +21,22 @@ namespace {
 void close_socket(fd_t s) noexcept {
   if (s != -1) closesocket(static_cast<SOCKET>(s));
 }
+
+// The loop's own sockets never pass to a child: socket() and accept() make
+// inheritable handles on Windows.
+SOCKET new_socket() noexcept {
+  return WSASocketW(AF_INET, SOCK_STREAM, IPPROTO_TCP, nullptr, 0, WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT);
+}
+SOCKET no_inherit(SOCKET s) noexcept {
+  if (s != INVALID_SOCKET) SetHandleInformation(reinterpret_cast<HANDLE>(s), HANDLE_FLAG_INHERIT, 0);
+  return s;
+}
 }  // namespace
 
 Waker::Waker() {
   ensure_sockets_ready();
   // No socketpair() on Windows: connect two TCP sockets over loopback.
-  SOCKET listener = socket(AF_INET, SOCK_STREAM, IPPROTO_TCP);
+  SOCKET listener = new_socket();
   check_socket_call(listener == INVALID_SOCKET, "waker: socket");
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
@@ -37,10 +47,10 @@ Waker::Waker() {
     check_socket_call(bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0, "waker: bind");
     check_socket_call(listen(listener, 1) != 0, "waker: listen");
     check_socket_call(getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len) != 0, "waker: getsockname");
-    client = socket(AF_INET, SOCK_STREAM, IPPROTO_TCP);
+    client = new_socket();
     check_socket_call(client == INVALID_SOCKET, "waker: socket");
     check_socket_call(connect(client, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0, "waker: connect");
-    server = accept(listener, nullptr, nullptr);
+    server = no_inherit(accept(listener, nullptr, nullptr));
     check_socket_call(server == INVALID_SOCKET, "waker: accept");
     u_long nonblocking = 1;
     check_socket_call(ioctlsocket(client, FIONBIO, &nonblocking) != 0, "waker: ioctlsocket");

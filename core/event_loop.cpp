@@ -174,6 +174,14 @@ namespace {
                             "coroutines or transports, or a selector backend (AIO_BACKEND=select)");
 }
 
+// Said once for the pipe and handle hooks: they fail for pipes and
+// subprocesses alike.
+std::string no_pipes_here(std::string_view backend) {
+  return "the " + std::string(backend) +
+         " event loop has no pipe transports and runs no subprocesses here (on Windows only the proactor loop, the "
+         "default, has them, as asyncio's)";
+}
+
 }  // namespace
 
 // A closed loop says so first, as every scheduling call does.
@@ -188,18 +196,16 @@ void EventLoop::add_writer_impl(fd_t, detail::Callback) {
 }
 
 std::shared_ptr<detail::StreamTransport> EventLoop::make_read_pipe_transport(fd_t, std::shared_ptr<BaseProtocol>) {
-  throw NotImplementedError("connect_read_pipe: the " + std::string(backend()) +
-                            " event loop has no pipe transports here (on Windows only the proactor has them)");
+  throw NotImplementedError("connect_read_pipe / subprocess_exec: " + no_pipes_here(backend()));
 }
 
 std::shared_ptr<detail::StreamTransport> EventLoop::make_write_pipe_transport(fd_t, std::shared_ptr<BaseProtocol>,
                                                                               bool) {
-  throw NotImplementedError("connect_write_pipe: the " + std::string(backend()) +
-                            " event loop has no pipe transports here (on Windows only the proactor has them)");
+  throw NotImplementedError("connect_write_pipe / subprocess_exec: " + no_pipes_here(backend()));
 }
 
 Task<void> EventLoop::wait_for_handle(fd_t) {
-  throw NotImplementedError("wait_for_handle: the " + std::string(backend()) + " event loop cannot wait for a handle");
+  throw NotImplementedError("subprocess_exec: " + no_pipes_here(backend()) + "; it cannot wait for a process");
 }
 
 bool EventLoop::remove_reader(fd_t) { return false; }

@@ -581,8 +581,11 @@ class EventLoop {
   // ran; the protocol, from `factory`, must be an aio::SubprocessProtocol.
   // The child starts with an empty signal mask and default signal
   // dispositions, and inherits no descriptor but 0, 1, 2 and
-  // options.pass_fds. The exit is watched through the loop (a Linux pidfd);
-  // only this child is ever reaped. A child that cannot run throws its
+  // options.pass_fds. The exit is watched through the loop (a Linux pidfd;
+  // on Windows a wait on the process handle); only this child is ever
+  // reaped. Windows: CreateProcessW, the arguments quoted so that the C
+  // runtime reads them back unchanged; the child inherits no handle but its
+  // three streams. A child that cannot run throws its
   // exact errno as std::system_error naming the program (ENOENT for a
   // missing program or cwd, EACCES for a file that is not executable), and
   // leaves no process and no descriptor behind; so does cancelling the call.
@@ -593,7 +596,7 @@ class EventLoop {
       ProtocolFactory factory, std::string program, std::vector<std::string> args, SubprocessOptions options);
   Task<std::pair<std::shared_ptr<SubprocessTransport>, std::shared_ptr<SubprocessProtocol>>> subprocess_exec(
       ProtocolFactory factory, std::string program, std::vector<std::string> args = {});
-  // The same with `/bin/sh -c cmd`.
+  // The same with `/bin/sh -c cmd` (Windows: `%COMSPEC% /c "cmd"`).
   Task<std::pair<std::shared_ptr<SubprocessTransport>, std::shared_ptr<SubprocessProtocol>>> subprocess_shell(
       ProtocolFactory factory, std::string cmd, SubprocessOptions options);
   Task<std::pair<std::shared_ptr<SubprocessTransport>, std::shared_ptr<SubprocessProtocol>>> subprocess_shell(

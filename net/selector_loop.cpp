@@ -14,7 +14,9 @@
 
 namespace aio {
 
+#ifndef _WIN32
 Task<void> SelectorEventLoop::wait_for_handle(fd_t handle) { return wait_ready(handle, false); }
+#endif
 
 Task<void> SelectorEventLoop::wait_ready(fd_t fd, bool writable) {
   Future<void> ready = create_future<void>();

@@ -5,6 +5,7 @@
 // the sockets' streams use.
 #include <process/process.hpp>
 
+#include <backends/spawn.hpp>
 #include <core/tasks.hpp>
 #include <net/protocols.hpp>
 #include <net/stream_protocol.hpp>
@@ -156,7 +157,8 @@ Task<Process> create_subprocess_exec(std::string program, std::vector<std::strin
 }
 
 Task<Process> create_subprocess_shell(std::string cmd, ProcessOptions options, std::size_t limit) {
-  return create_subprocess_exec("/bin/sh", {"-c", std::move(cmd)}, std::move(options), limit);
+  auto [shell, args] = detail::shell_command(std::move(cmd));
+  return create_subprocess_exec(std::move(shell), std::move(args), std::move(options), limit);
 }
 
 }  // namespace aio

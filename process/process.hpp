@@ -36,7 +36,9 @@ class Process {
   std::optional<StreamReader> stderr_;
 
   int pid() const noexcept;
-  // The exit status, or -N after signal N; empty while it runs.
+  // The exit status, or -N after signal N; empty while it runs. Windows:
+  // the exit code (as an int: an NTSTATUS such as 0xC0000005 reads
+  // negative).
   std::optional<int> returncode() const noexcept;
   // Waits for the child to exit and returns its returncode. It returns
   // when the child exits, even while a grandchild still holds its pipes.
@@ -47,7 +49,10 @@ class Process {
   // broken pipe) is not an error. Cancelled, it keeps what it read: a later
   // communicate() returns that too.
   Task<std::pair<std::string, std::string>> communicate(std::optional<std::string> input = std::nullopt);
-  // std::system_error(ESRCH) once the child has been reaped.
+  // std::system_error(ESRCH) once the child has been reaped. Windows, as
+  // asyncio there: SIGTERM, terminate() and kill() are TerminateProcess
+  // (exit code 1); CTRL_C_EVENT and CTRL_BREAK_EVENT go to a child started
+  // in a new process group; any other signal is std::invalid_argument.
   void send_signal(int signal);
   void terminate();
   void kill();
@@ -63,7 +68,8 @@ class Process {
 // loop; `limit` is the StreamReaders' buffer limit.
 Task<Process> create_subprocess_exec(std::string program, std::vector<std::string> args = {},
                                      ProcessOptions options = {}, std::size_t limit = stream_default_limit);
-// The same with `/bin/sh -c cmd`.
+// The same with `/bin/sh -c cmd` (Windows: `%COMSPEC% /c "cmd"`, as
+// CPython's shell=True).
 Task<Process> create_subprocess_shell(std::string cmd, ProcessOptions options = {},
                                       std::size_t limit = stream_default_limit);
 

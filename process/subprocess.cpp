@@ -1,9 +1,9 @@
 // subprocess_exec / subprocess_shell: the child is started by
 // backends/spawn, its pipes are the loop's pipe transports (through the
 // make_read_pipe_transport / make_write_pipe_transport hooks) and its exit
-// is watched through the loop's wait_for_handle hook on its pidfd; so the
-// subprocess transport is written once for every engine, as asyncio's
-// BaseSubprocessTransport.
+// is watched through the loop's wait_for_handle hook on its pidfd (the
+// process handle on Windows); so the subprocess transport is written once
+// for every engine and OS, as asyncio's BaseSubprocessTransport.
 #include <process/subprocess.hpp>
 
 #include <backends/pipe_io.hpp>
@@ -22,6 +22,7 @@
 #include <stdexcept>
 #include <string>
 #include <system_error>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -50,7 +51,7 @@ class ChildTransport final : public SubprocessTransport, public std::enable_shar
  public:
   ChildTransport(EventLoop& loop, std::shared_ptr<SubprocessProtocol> protocol, detail::SpawnedChild child)
       : loop_(loop), loop_ref_(loop), protocol_(std::move(protocol)), child_(child) {}
-  ~ChildTransport() override { detail::close_fd(static_cast<int>(child_.pidfd)); }
+  ~ChildTransport() override { detail::close_fd(child_.pidfd); }
 
   // ---- BaseTransport ----
   void close() override {
@@ -61,7 +62,7 @@ class ChildTransport final : public SubprocessTransport, public std::enable_shar
     // asyncio 3.11: a child still running is killed; the watcher reaps it.
     if (!returncode_ && loop_ref_.get()) {
       try {
-        detail::signal_child(child_.pid, detail::kill_signal());
+        detail::signal_child(child_, detail::kill_signal());
       } catch (const std::system_error&) {
       }
     }
@@ -87,7 +88,7 @@ class ChildTransport final : public SubprocessTransport, public std::enable_shar
     if (returncode_)
       throw std::system_error(std::make_error_code(std::errc::no_such_process),
                               "send_signal: the process " + std::to_string(child_.pid) + " has exited");
-    detail::signal_child(child_.pid, signal);
+    detail::signal_child(child_, signal);
   }
   void terminate() override { send_signal(detail::terminate_signal()); }
   void kill() override { send_signal(detail::kill_signal()); }
@@ -131,10 +132,10 @@ class ChildTransport final : public SubprocessTransport, public std::enable_shar
     if (watcher_) watcher_.cancel();
     if (!returncode_) {
       try {
-        detail::signal_child(child_.pid, detail::kill_signal());
+        detail::signal_child(child_, detail::kill_signal());
       } catch (const std::system_error&) {
       }
-      exited(detail::wait_child(child_.pid));
+      exited(detail::wait_child(child_));
     }
   }
 
@@ -172,9 +173,9 @@ class ChildTransport final : public SubprocessTransport, public std::enable_shar
   static Task<void> watch(std::shared_ptr<ChildTransport> self, Task<void> exit) {
     co_await exit;
     bool elsewhere = false;
-    std::optional<int> code = detail::reap_child(self->child_.pid, &elsewhere);
+    std::optional<int> code = detail::reap_child(self->child_, &elsewhere);
     // A pidfd is readable only once the child exited, so it is reaped now.
-    if (!code) code = detail::wait_child(self->child_.pid);
+    if (!code) code = detail::wait_child(self->child_);
     if (elsewhere)
       log(LogLevel::warning,
           "Unknown child process pid " + std::to_string(self->child_.pid) + ", will report returncode 255");
@@ -250,8 +251,8 @@ void PipeProtocol::connection_lost(std::exception_ptr error) {
 // The parent's and the child's ends of the three streams, closed unless
 // handed on.
 struct StdioEnds {
-  std::array<int, 3> parent{-1, -1, -1};  // PIPE: the end the parent keeps
-  std::array<int, 3> child{-1, -1, -1};   // what the child gets (owned here unless a user's fd)
+  std::array<fd_t, 3> parent{-1, -1, -1};  // PIPE: the end the parent keeps
+  std::array<fd_t, 3> child{-1, -1, -1};   // what the child gets (owned here unless a user's fd)
   std::array<bool, 3> child_owned{false, false, false};
   bool stderr_to_stdout = false;
   ~StdioEnds() {
@@ -272,9 +273,7 @@ void open_stdio(StdioEnds& ends, std::size_t i, const Stdio& stdio) {
     case Stdio::Kind::inherit:
       return;
     case Stdio::Kind::pipe: {
-      auto [r, w] = detail::make_pipe();
-      ends.parent[i] = child_reads ? w : r;
-      ends.child[i] = child_reads ? r : w;
+      std::tie(ends.parent[i], ends.child[i]) = detail::make_stdio_pipe(child_reads);
       ends.child_owned[i] = true;
       return;
     }
@@ -288,7 +287,7 @@ void open_stdio(StdioEnds& ends, std::size_t i, const Stdio& stdio) {
       return;
     case Stdio::Kind::fd:
       if (stdio.fd() < 0) throw std::invalid_argument("subprocess: a standard stream's descriptor is negative");
-      ends.child[i] = static_cast<int>(stdio.fd());
+      ends.child[i] = stdio.fd();
       return;
   }
 }
@@ -333,8 +332,8 @@ Task<std::pair<std::shared_ptr<SubprocessTransport>, std::shared_ptr<SubprocessP
   detail::SpawnedChild child = detail::spawn(request);
   ends.close_child_ends();
   if (child.pidfd == -1) {
-    detail::signal_child(child.pid, detail::kill_signal());
-    detail::wait_child(child.pid);
+    detail::signal_child(child, detail::kill_signal());
+    detail::wait_child(child);
     throw NotImplementedError(
         "subprocess_exec: this system has no pidfd (Linux 5.3), the only child watcher so far; the SIGCHLD and "
         "kqueue watchers are to come");
@@ -343,13 +342,14 @@ Task<std::pair<std::shared_ptr<SubprocessTransport>, std::shared_ptr<SubprocessP
   std::exception_ptr failure;
   try {
     for (int fd = 0; fd < 3; ++fd) {
-      int end = ends.parent[static_cast<std::size_t>(fd)];
+      fd_t end = ends.parent[static_cast<std::size_t>(fd)];
       if (end == -1) continue;
-      detail::PipeKind kind = detail::prepare_pipe(end, "subprocess_exec");
+      detail::prepare_pipe(end, "subprocess_exec");
       auto pipe_protocol = std::make_shared<PipeProtocol>(transport, fd);
       std::shared_ptr<detail::StreamTransport> pipe =
-          fd == 0 ? make_write_pipe_transport(end, pipe_protocol, kind == detail::PipeKind::fifo)
-                  : make_read_pipe_transport(end, pipe_protocol);
+          // stdin is our own pipe, whose reader's leaving can be watched
+          // (a FIFO; on Windows a duplex named pipe).
+          fd == 0 ? make_write_pipe_transport(end, pipe_protocol, true) : make_read_pipe_transport(end, pipe_protocol);
       ends.parent[static_cast<std::size_t>(fd)] = -1;  // the pipe transport owns it now
       transport->set_pipe(fd, pipe);
       co_await detail::start_transport(*this, pipe);
@@ -373,7 +373,8 @@ Task<std::pair<std::shared_ptr<SubprocessTransport>, std::shared_ptr<SubprocessP
 
 Task<std::pair<std::shared_ptr<SubprocessTransport>, std::shared_ptr<SubprocessProtocol>>> EventLoop::subprocess_shell(
     ProtocolFactory factory, std::string cmd, SubprocessOptions options) {
-  return subprocess_exec(std::move(factory), "/bin/sh", {"-c", std::move(cmd)}, std::move(options));
+  auto [shell, args] = detail::shell_command(std::move(cmd));
+  return subprocess_exec(std::move(factory), std::move(shell), std::move(args), std::move(options));
 }
 
 Task<std::pair<std::shared_ptr<SubprocessTransport>, std::shared_ptr<SubprocessProtocol>>> EventLoop::subprocess_shell(

@@ -12,7 +12,10 @@
 namespace aio {
 
 // One of the child's stdin, stdout, stderr (asyncio's PIPE, DEVNULL,
-// STDOUT, a descriptor, or None to inherit).
+// STDOUT, a descriptor, or None to inherit). On Windows a PIPE is a
+// uniquely named pipe whose end in the parent is overlapped (the proactor
+// reads and writes it) and whose end in the child is an ordinary
+// synchronous handle; DEVNULL is NUL; a descriptor is a HANDLE.
 class Stdio {
  public:
   enum class Kind { inherit, pipe, devnull, to_stdout, fd };
@@ -21,8 +24,8 @@ class Stdio {
   static Stdio devnull() noexcept { return Stdio(Kind::devnull); }
   // stderr only: where stdout goes.
   static Stdio to_stdout() noexcept { return Stdio(Kind::to_stdout); }
-  // An open descriptor of the parent's, copied to the child (the parent
-  // keeps it).
+  // An open descriptor (Windows: a HANDLE) of the parent's, copied to the
+  // child (the parent keeps it).
   static Stdio from_fd(fd_t fd) noexcept { return Stdio(Kind::fd, fd); }
 
   Kind kind() const noexcept { return kind_; }
@@ -46,14 +49,20 @@ struct SubprocessOptions {
   // The child's whole environment; the parent's when empty.
   std::optional<std::map<std::string, std::string>> env{};
   // Descriptors the child keeps (besides 0, 1, 2, which it always has).
+  // POSIX only: a Windows child inherits its three standard streams and no
+  // other handle (std::invalid_argument).
   std::vector<int> pass_fds{};
+  // Windows: a new process group (CREATE_NEW_PROCESS_GROUP), which
+  // send_signal's CTRL_C_EVENT and CTRL_BREAK_EVENT need.
   bool start_new_session = false;
   // setpgid(0, value) in the child (0: a new group led by the child).
+  // Windows: only 0, as start_new_session.
   std::optional<int> process_group{};
 };
 
-// The mechanism that watches children's exits on this system ("pidfd"),
-// or "none" where subprocesses are not available yet (for aio-info).
+// The mechanism that watches children's exits on this system ("pidfd";
+// "process handle" on Windows, where the proactor loop waits on it), or
+// "none" where subprocesses are not available yet (for aio-info).
 const char* child_watcher() noexcept;
 
 }  // namespace aio

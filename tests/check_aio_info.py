@@ -73,9 +73,9 @@ def main():
         sys.exit(f"unusable: {info.get('unusable')!r}, expected none")
     if info["available"][0] != info["default"]:
         sys.exit(f"the default {info['default']!r} is not listed first in {info['available']}")
-    # The child watcher: a pidfd on Linux (this kernel has one), none yet
-    # on Windows (Wine runs the Windows build: args.wrapper).
-    expected_watcher = "none" if args.wrapper else ("pidfd" if sys.platform.startswith("linux") else None)
+    # The child watcher: a pidfd on Linux (this kernel has one), the
+    # process handle on Windows (Wine runs the Windows build: args.wrapper).
+    expected_watcher = "process handle" if args.wrapper else ("pidfd" if sys.platform.startswith("linux") else None)
     if expected_watcher and info.get("child_watcher") != expected_watcher:
         sys.exit(f"child_watcher: {info.get('child_watcher')!r}, expected {expected_watcher!r}")
 

@@ -571,6 +571,26 @@ TEST_CASE("test_pipes: a read pipe and a write pipe over an overlapped pipe (pro
   loop->close();
 }
 
+TEST_CASE("test_pipes: a synchronous pipe handle or a console is refused, naming FILE_FLAG_OVERLAPPED") {
+  auto loop = make_loop();
+  if (test::loop_has_readiness(*loop)) return test::skip(test::proactor_only);
+  aio::ProtocolFactory factory = [] { return std::make_shared<PipeRecorder>(); };
+  HANDLE read_end = nullptr, write_end = nullptr;
+  REQUIRE(CreatePipe(&read_end, &write_end, nullptr, 0));  // anonymous pipes are synchronous
+  CHECK_THROWS_WITH_AS(test::run(*loop, loop->connect_read_pipe(factory, as_fd(read_end))),
+                       doctest::Contains("FILE_FLAG_OVERLAPPED"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(test::run(*loop, loop->connect_write_pipe(factory, as_fd(write_end))),
+                       doctest::Contains("synchronous"), std::invalid_argument);
+  CHECK(CloseHandle(read_end));  // left open by the refusal
+  CHECK(CloseHandle(write_end));
+  HANDLE nul = CreateFileA("NUL", GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_WRITE, nullptr, OPEN_EXISTING, 0, nullptr);
+  REQUIRE(nul != INVALID_HANDLE_VALUE);
+  CHECK_THROWS_WITH_AS(test::run(*loop, loop->connect_read_pipe(factory, as_fd(nul))), doctest::Contains("console"),
+                       std::invalid_argument);
+  CHECK(CloseHandle(nul));
+  loop->close();
+}
+
 TEST_CASE("test_pipes: what is no pipe is refused and left open") {
   auto loop = make_loop();
   aio::ProtocolFactory factory = [] { return std::make_shared<PipeRecorder>(); };
