@@ -121,8 +121,8 @@ class SubprocessTransport : public BaseTransport {
   // stderr (2, ReadTransports), or null if that stream is no pipe or fd is
   // none of these.
   virtual std::shared_ptr<BaseTransport> get_pipe_transport(int fd) const = 0;
-  // Signals the child; ProcessLookupError-like std::system_error(ESRCH)
-  // once it has been reaped or the transport is closed.
+  // Signals the child; once it has been reaped, does nothing (contract 76,
+  // as Popen.send_signal: its pid may be another process's by then).
   virtual void send_signal(int signal) = 0;
   virtual void terminate() = 0;  // SIGTERM
   virtual void kill() = 0;       // SIGKILL

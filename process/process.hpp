@@ -49,7 +49,7 @@ class Process {
   // broken pipe) is not an error. Cancelled, it keeps what it read: a later
   // communicate() returns that too.
   Task<std::pair<std::string, std::string>> communicate(std::optional<std::string> input = std::nullopt);
-  // std::system_error(ESRCH) once the child has been reaped. Windows, as
+  // Nothing once the child has been reaped (contract 76). Windows, as
   // asyncio there: SIGTERM, terminate() and kill() are TerminateProcess
   // (exit code 1); CTRL_C_EVENT and CTRL_BREAK_EVENT go to a child started
   // in a new process group; any other signal is std::invalid_argument.

@@ -84,10 +84,9 @@ class ChildTransport final : public SubprocessTransport, public std::enable_shar
     return pipes_[static_cast<std::size_t>(fd)];
   }
   void send_signal(int signal) override {
-    // A reaped child's pid may already be another process's.
-    if (returncode_)
-      throw std::system_error(std::make_error_code(std::errc::no_such_process),
-                              "send_signal: the process " + std::to_string(child_.pid) + " has exited");
+    // Once reaped, nothing (contract 76, as Popen.send_signal): its pid may
+    // already be another process's.
+    if (returncode_) return;
     detail::signal_child(child_, signal);
   }
   void terminate() override { send_signal(detail::terminate_signal()); }
