@@ -5,7 +5,7 @@
 namespace aio::detail {
 
 // Windows children (CreateProcess, a wait on the process handle) are to come.
-const char* child_watcher_name() noexcept { return "none"; }
+const char* child_watcher_name() { return "none"; }
 
 }  // namespace aio::detail
 
@@ -207,10 +207,6 @@ SpawnedChild spawn(const SpawnRequest& request) {
   }
   SpawnedChild child;
   child.pid = pid;
-#ifdef SYS_pidfd_open
-  long pidfd = syscall(SYS_pidfd_open, pid, 0);  // close-on-exec by definition
-  child.pidfd = pidfd >= 0 ? static_cast<fd_t>(pidfd) : -1;
-#endif
   return child;
 }
 
@@ -245,17 +241,6 @@ int wait_child(int pid) noexcept {
 void signal_child(int pid, int signal) {
   if (::kill(pid, signal) != 0)
     throw_os_error(errno, "kill(" + std::to_string(pid) + ", " + std::to_string(signal) + ")");
-}
-
-const char* child_watcher_name() noexcept {
-#ifdef SYS_pidfd_open
-  long fd = syscall(SYS_pidfd_open, getpid(), 0);
-  if (fd >= 0) {
-    ::close(static_cast<int>(fd));
-    return "pidfd";
-  }
-#endif
-  return "none";
 }
 
 int terminate_signal() noexcept { return SIGTERM; }

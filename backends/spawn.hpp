@@ -28,9 +28,6 @@ struct SpawnRequest {
 
 struct SpawnedChild {
   int pid = -1;
-  // A Linux pidfd for the child (readable once it exits), or -1 where the
-  // kernel has none; close-on-exec.
-  fd_t pidfd = -1;
 };
 
 // Forks and execs. The child starts with an empty signal mask and every
@@ -48,7 +45,7 @@ SpawnedChild spawn(const SpawnRequest& request);
 // 255, as asyncio's child watchers do.
 std::optional<int> reap_child(int pid, bool* reaped_elsewhere = nullptr);
 
-// waitpid(pid) until the child ends (it was killed, or its pidfd said it
+// waitpid(pid) until the child ends (it was killed, or its watcher said it
 // exited); its returncode as reap_child's.
 int wait_child(int pid) noexcept;
 
@@ -60,9 +57,10 @@ void signal_child(int pid, int signal);
 int terminate_signal() noexcept;
 int kill_signal() noexcept;
 
-// How a child's exit is watched here: "pidfd" where the kernel has
-// pidfd_open (Linux 5.3), else "none" (subprocess_exec then refuses).
-const char* child_watcher_name() noexcept;
+// How a child's exit is watched here (POSIX: backends/child_watch.hpp says
+// which and how; it throws std::invalid_argument when AIO_CHILD_WATCHER
+// names one that is unknown or missing here).
+const char* child_watcher_name();
 
 // POSIX pipe(2) with both ends close-on-exec: (read end, write end).
 std::pair<int, int> make_pipe();
