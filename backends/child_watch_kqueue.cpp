@@ -119,8 +119,11 @@ class KqueueWatch {
     if (it == waiting_.end()) return;
     std::shared_ptr<Waiter> waiter = std::move(it->second);
     waiting_.erase(it);
+    EventLoop* loop = waiter->loop;
     try {
-      waiter->loop->call_soon_threadsafe([waiter] {
+      // The callback takes this thread's reference: the waiter and its
+      // future are let go on the loop's thread.
+      loop->call_soon_threadsafe([waiter = std::move(waiter)] {
         if (!waiter->exited.done()) waiter->exited.set_result();
       });
     } catch (...) {
