@@ -1,4 +1,7 @@
 #include <backends/proactor_event_loop.hpp>
+#ifndef _WIN32
+#include <backends/signals.hpp>
+#endif
 #include <backends/syscall.hpp>
 #include <core/errors.hpp>
 
@@ -48,5 +51,12 @@ Task<void> ProactorEventLoop::completion(std::shared_ptr<ProactorOperation> op, 
   if (cancelled) throw CancelledError();
   if (op->error != 0) detail::throw_os_error(op->error, what);
 }
+
+#ifndef _WIN32
+bool ProactorEventLoop::watch_signal(int sig, bool once, bool only_over_default) {
+  return detail::subscribe_signal(*this, sig, once, only_over_default);
+}
+void ProactorEventLoop::unwatch_signal(int sig) noexcept { detail::unsubscribe_signal(*this, sig); }
+#endif
 
 }  // namespace aio

@@ -43,6 +43,12 @@ class ProactorEventLoop : public EventLoop {
  protected:
   void poll_io(std::int64_t timeout_ns) override;
   void wakeup() noexcept override;
+#ifndef _WIN32
+  // Through the process-wide handler of backends/signals.hpp (Windows keeps
+  // the default: asyncio has no signal handlers there).
+  bool watch_signal(int sig, bool once, bool only_over_default) override;
+  void unwatch_signal(int sig) noexcept override;
+#endif
   void close_io() noexcept override;
   std::shared_ptr<detail::StreamTransport> make_socket_transport(Socket sock,
                                                                  std::shared_ptr<BaseProtocol> protocol) override;

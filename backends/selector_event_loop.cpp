@@ -1,4 +1,7 @@
 #include <backends/selector_event_loop.hpp>
+#ifndef _WIN32
+#include <backends/signals.hpp>
+#endif
 #include <backends/waker.hpp>
 
 namespace aio {
@@ -97,5 +100,12 @@ bool SelectorEventLoop::remove_watch(fd_t fd, std::uint32_t event) {
   }
   return true;
 }
+
+#ifndef _WIN32
+bool SelectorEventLoop::watch_signal(int sig, bool once, bool only_over_default) {
+  return detail::subscribe_signal(*this, sig, once, only_over_default);
+}
+void SelectorEventLoop::unwatch_signal(int sig) noexcept { detail::unsubscribe_signal(*this, sig); }
+#endif
 
 }  // namespace aio

@@ -46,6 +46,12 @@ class SelectorEventLoop final : public EventLoop {
  protected:
   void poll_io(std::int64_t timeout_ns) override;
   void wakeup() noexcept override;
+#ifndef _WIN32
+  // Through the process-wide handler of backends/signals.hpp (Windows keeps
+  // the default: asyncio has no signal handlers there).
+  bool watch_signal(int sig, bool once, bool only_over_default) override;
+  void unwatch_signal(int sig) noexcept override;
+#endif
   void close_io() noexcept override;
   void add_reader_impl(fd_t fd, detail::Callback callback) override;
   void add_writer_impl(fd_t fd, detail::Callback callback) override;

@@ -31,6 +31,14 @@ class CancelledError {
   std::string message_;
 };
 
+// What aio::run and aio::Runner::run throw when Ctrl-C (SIGINT) interrupted
+// the main task (asyncio's KeyboardInterrupt). Not a std::exception, as
+// CancelledError and for the same reason: a program exits with it.
+class KeyboardInterrupt {
+ public:
+  const char* what() const noexcept { return "KeyboardInterrupt"; }
+};
+
 // An operation not allowed in the future's current state (set_result on a
 // done future, result() of a pending one).
 class InvalidStateError : public std::logic_error {

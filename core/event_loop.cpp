@@ -1,6 +1,7 @@
 #include <core/event_loop.hpp>
 #include <core/events.hpp>
 #include <core/log.hpp>
+#include <core/signals.hpp>
 #include <core/tasks.hpp>
 #include <core/timer_heap.hpp>
 
@@ -238,6 +239,8 @@ void EventLoop::close() {
   if (running_) throw std::runtime_error("Cannot close a running event loop");
   if (closed_) return;
   closed_ = true;
+  // First, so that no signal handler reaches the engine being closed.
+  remove_all_signal_handlers();
   drop_scheduled();
   if (auto executor = std::move(default_executor_)) executor->shutdown(false);
   close_io();
@@ -281,12 +284,13 @@ void EventLoop::run_once() {
   }
 
   std::int64_t timeout = -1;
-  if (ready_size_ || stopping_ || inbox_->pending())
+  if (ready_size_ || stopping_ || inbox_->pending() || (signals_ && signals_->pending()))
     timeout = 0;
   else if (!timers.empty())
     timeout = std::max<std::int64_t>(0, timers.top().when - now_ns());
   poll_io(timeout);
   if (inbox_->pending()) inbox_->drain([this](detail::HandleState* s) { push_ready(s); });
+  if (signals_ && signals_->pending()) dispatch_signals();
 
   if (!timers.empty()) {
     const std::int64_t now = now_ns();

@@ -53,6 +53,13 @@ struct SubprocessOptions;  // process/subprocess.hpp
 class DatagramProtocol;
 class DatagramTransport;
 class Server;  // net/server.hpp
+class EventLoop;
+namespace detail {
+class SignalTable;  // core/signals.hpp
+class SignalListener;
+struct ListenOptions;
+SignalListener listen_signal(EventLoop& loop, int sig, Callback callback, ListenOptions options);
+}  // namespace detail
 
 // What the exception handler receives (asyncio's context dict). Members that
 // do not apply are empty.
@@ -592,6 +599,34 @@ class EventLoop {
   Task<std::pair<std::shared_ptr<SubprocessTransport>, std::shared_ptr<SubprocessProtocol>>> subprocess_shell(
       ProtocolFactory factory, std::string cmd);
 
+  // ---- Signals (core/signals.hpp; POSIX) -------------------------------
+
+  // asyncio's add_signal_handler: f(args...) runs on this loop's thread, in
+  // the context current now, each time `sig` arrives (several arrivals
+  // before the loop looks are one call); it replaces this loop's previous
+  // handler for `sig`. Delivery is async-signal-safe (a flag and the loop's
+  // wakeup) and reaches the loop whichever thread the kernel picked, and
+  // system calls interrupted by it restart (SA_RESTART). Unlike asyncio
+  // (main thread only), any loop in any thread may add handlers, as libuv
+  // allows: every loop with a handler for a signal runs it. SIGCHLD is the
+  // user's too (the child watchers chain to it). Throws std::invalid_argument
+  // for a number that is not a signal here, std::runtime_error for SIGKILL
+  // and SIGSTOP (they cannot be caught) and for a closed loop,
+  // NotImplementedError on Windows (as asyncio).
+  template <class F, class... Args>
+  void add_signal_handler(int sig, F&& f, Args&&... args) {
+    add_signal_handler_impl(sig, detail::in_context(copy_context(), std::forward<F>(f), std::forward<Args>(args)...));
+  }
+  // Removes this loop's handler for `sig`: true if there was one. Once no
+  // loop watches a signal, the disposition it had before the first
+  // (SIG_DFL, or another library's handler) is restored. close() removes
+  // them all. std::invalid_argument for a number that is not a signal.
+  bool remove_signal_handler(int sig);
+
+  // For the engine's signal handler only: marks `sig` arrived and wakes the
+  // loop. Async-signal-safe.
+  void deliver_signal(int sig) noexcept;
+
   // ---- DNS (net/dns.hpp) -----------------------------------------------
 
   // getaddrinfo on the default executor, with asyncio's keyword arguments;
@@ -695,6 +730,17 @@ class EventLoop {
   // is signalled. Cancelling the task stops the wait. The default throws
   // NotImplementedError.
   virtual Task<void> wait_for_handle(fd_t handle);
+  // Starts (or updates) delivery of `sig` to this loop: the engine's
+  // process-wide handler then calls deliver_signal(sig) on each arrival.
+  // `once`: the disposition may reset to the default as the signal
+  // arrives (detail::SignalEntry::once). With `only_over_default`, returns
+  // false (and subscribes nothing) unless this is the main thread and `sig`
+  // has its default disposition. Validates `sig` as add_signal_handler
+  // says. The default throws NotImplementedError (false with
+  // only_over_default): no signals on this platform.
+  virtual bool watch_signal(int sig, bool once, bool only_over_default);
+  // Stops delivery of `sig` to this loop.
+  virtual void unwatch_signal(int sig) noexcept;
   // Starts accepting connections on listening socket `index` of `server`,
   // handing each to the server, until the server stops serving. The default
   // (net/server.cpp) accepts one connection at a time through sock_accept,
@@ -739,6 +785,11 @@ class EventLoop {
 
   void run_once();
   void drop_scheduled() noexcept;
+  void add_signal_handler_impl(int sig, detail::Callback callback);
+  void dispatch_signals();
+  void remove_all_signal_handlers() noexcept;
+  friend class detail::SignalListener;
+  friend detail::SignalListener detail::listen_signal(EventLoop&, int, detail::Callback, detail::ListenOptions);
   void run_handle(detail::HandleState* state);
   void push_ready(detail::HandleState* state);
   Handle call_soon_impl(detail::Callback callback, const char* method);
@@ -769,6 +820,9 @@ class EventLoop {
   std::size_t cancelled_timers_ = 0;
   std::uint64_t timer_seq_ = 0;
   std::shared_ptr<detail::Inbox> inbox_;
+  // Created by the first signal handler or listener, kept until the loop
+  // is destroyed (a late signal may still mark it).
+  std::unique_ptr<detail::SignalTable> signals_;
   std::unordered_set<detail::TaskStateBase*> pending_tasks_;  // each holds a reference
   TaskFactory task_factory_;
   ExceptionHandler exception_handler_;

@@ -1,5 +1,8 @@
 #include <core/log.hpp>
 #include <core/runners.hpp>
+#include <core/signals.hpp>
+
+#include <csignal>
 
 namespace aio {
 namespace {
@@ -64,6 +67,32 @@ EventLoop& Runner::get_loop() {
   if (!loop_) throw std::runtime_error("Runner is closed");
   return *loop_;
 }
+
+std::shared_ptr<void> Runner::watch_interrupt(AnyTask task) {
+  interrupt_count_ = 0;
+  interrupted_again_ = false;
+  detail::ListenOptions options;
+  options.yields_to_handler = true;
+  options.once = true;
+  options.only_over_default = true;
+  EventLoop& loop = *loop_;
+  detail::SignalListener listener = detail::listen_signal(loop, SIGINT, detail::Callback([this, task, &loop]() mutable {
+                                                            if (++interrupt_count_ == 1 && !task.done()) {
+                                                              task.cancel();
+                                                              return;
+                                                            }
+                                                            // Only if SIGINT did not go back to the default (another
+                                                            // loop of this process watches it too): the second one
+                                                            // stops the loop.
+                                                            interrupted_again_ = true;
+                                                            loop.stop();
+                                                          }),
+                                                          options);
+  if (!listener) return nullptr;
+  return std::make_shared<detail::SignalListener>(std::move(listener));
+}
+
+bool Runner::interrupted(AnyTask task) noexcept { return interrupt_count_ > 0 && task.uncancel() == 0; }
 
 void Runner::close() {
   if (!loop_) return;
