@@ -3,7 +3,6 @@
 #include <backends/child_watch.hpp>
 
 #include <backends/spawn.hpp>  // child_watcher_name, reap_child
-#include <core/errors.hpp>
 #include <core/log.hpp>
 
 #include <cstdlib>
@@ -17,7 +16,7 @@
 namespace aio::detail {
 namespace {
 
-enum class Watcher { pidfd, kqueue };
+enum class Watcher { pidfd, kqueue, sigchld };
 
 const char* name_of(Watcher watcher) noexcept {
   switch (watcher) {
@@ -25,6 +24,8 @@ const char* name_of(Watcher watcher) noexcept {
       return "pidfd";
     case Watcher::kqueue:
       return "kqueue";
+    case Watcher::sigchld:
+      return "sigchld";
   }
   return "?";
 }
@@ -39,11 +40,13 @@ bool available(Watcher watcher) noexcept {
 #else
       return false;
 #endif
+    case Watcher::sigchld:
+      return true;
   }
   return false;
 }
 
-constexpr Watcher by_preference[] = {Watcher::pidfd, Watcher::kqueue};
+constexpr Watcher by_preference[] = {Watcher::pidfd, Watcher::kqueue, Watcher::sigchld};
 
 // The best available watcher, or the one AIO_CHILD_WATCHER names.
 Watcher choose() {
@@ -51,7 +54,7 @@ Watcher choose() {
   if (!forced || !*forced) {
     for (Watcher watcher : by_preference)
       if (available(watcher)) return watcher;
-    throw NotImplementedError("subprocesses: this system has neither pidfd (Linux 5.3) nor kqueue to watch children");
+    return Watcher::sigchld;
   }
   std::string usable;
   for (Watcher watcher : by_preference)
@@ -64,7 +67,8 @@ Watcher choose() {
     return watcher;
   }
   throw std::invalid_argument("AIO_CHILD_WATCHER=" + std::string(forced) +
-                              ": unknown child watcher (allowed: pidfd, kqueue; available here: " + usable + ")");
+                              ": unknown child watcher (allowed: pidfd, kqueue, sigchld; available here: " + usable +
+                              ")");
 }
 
 // Chosen once per process: every child of every loop is watched the same way.
@@ -81,10 +85,19 @@ Watcher chosen() {
 const char* child_watcher_name() { return name_of(chosen()); }
 
 Task<int> watch_child(EventLoop& loop, WaitForHandle wait_for_handle, int pid) {
+  switch (chosen()) {
+    case Watcher::pidfd:
+      return watch_child_pidfd(std::move(wait_for_handle), pid);
+    case Watcher::kqueue:
 #ifdef AIO_HAVE_KQUEUE
-  if (chosen() == Watcher::kqueue) return watch_child_kqueue(loop, pid);
+      return watch_child_kqueue(loop, pid);
+#else
+      break;  // never chosen: not available
 #endif
-  return watch_child_pidfd(std::move(wait_for_handle), pid);
+    case Watcher::sigchld:
+      break;
+  }
+  return watch_child_sigchld(loop, pid);
 }
 
 int reaped_elsewhere(int pid) {

@@ -53,7 +53,7 @@ def check_io_uring_refused(args):
 def check_child_watchers(args, compiled):
     """AIO_CHILD_WATCHER forces each watcher this system has (and aio-info
     names it); an unknown one fails with a message listing the allowed."""
-    watchers = []
+    watchers = ["sigchld"]
     if sys.platform.startswith("linux"):
         watchers.append("pidfd")
     if "kqueue" in compiled:
@@ -66,7 +66,7 @@ def check_child_watchers(args, compiled):
         if f"children:  {watcher} (AIO_CHILD_WATCHER)" not in text.stdout:
             sys.exit(f"AIO_CHILD_WATCHER={watcher}: no children line in {text.stdout!r}")
     bad = run(args, None, {"AIO_CHILD_WATCHER": "nosuch"})
-    allowed = ["pidfd", "kqueue"]
+    allowed = ["pidfd", "kqueue", "sigchld"]
     if bad.returncode == 0 or "AIO_CHILD_WATCHER=nosuch" not in bad.stderr or not all(w in bad.stderr for w in allowed):
         sys.exit(f"AIO_CHILD_WATCHER=nosuch: exit {bad.returncode}, stderr {bad.stderr!r}")
 

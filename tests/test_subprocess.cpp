@@ -21,6 +21,7 @@
 #include <cerrno>
 #include <exception>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <memory>
 #include <stdexcept>
@@ -466,6 +467,29 @@ TEST_CASE("test_subprocess: quick children all at once leave no zombie (68)") {
   loop->close();
 }
 
+TEST_CASE("test_subprocess: a child that exits before its watch begins is still reported (68)") {
+  auto loop = make_loop();
+  // Every loop iteration stalls while the child starts, so that it has
+  // exited (and, for the SIGCHLD watcher, its signal has come and gone)
+  // before the watch begins.
+  bool stalling = true;
+  std::function<void()> stall;
+  stall = [&] {
+    if (!stalling) return;
+    ::usleep(20000);
+    loop->call_soon([&] { stall(); });
+  };
+  loop->call_soon([&] { stall(); });
+  auto body = [&]() -> aio::Task<void> {
+    aio::Process child = co_await aio::create_subprocess_exec("true");
+    stalling = false;
+    CHECK(co_await aio::wait_for(child.wait(), 10.0) == 0);
+  };
+  test::run(*loop, body(), 20.0);
+  CHECK(no_children());
+  loop->close();
+}
+
 TEST_CASE("test_subprocess: a child reaped behind our back reports 255, and its watch is freed (69)") {
   auto loop = make_loop();
   test::CaptureLog log;
@@ -526,6 +550,32 @@ TEST_CASE("test_subprocess: another thread's own children keep their status (69)
     CHECK(ours[static_cast<std::size_t>(i)] == i % 50 + 51);
     CHECK(foreign[static_cast<std::size_t>(i)] == i % 50 + 1);
   }
+  CHECK(no_children());
+  loop->close();
+}
+
+TEST_CASE("test_subprocess: a SIGCHLD handler of the user's runs, and every child is still reported (84)") {
+  auto loop = make_loop();
+  int calls = 0;
+  loop->add_signal_handler(SIGCHLD, [&calls] { ++calls; });
+  std::vector<int> codes;
+  auto body = [&]() -> aio::Task<void> {
+    for (int first = 0; first < 100; first += 25) {
+      std::vector<aio::Task<aio::Process>> starting;
+      for (int i = first; i < first + 25; ++i)
+        starting.push_back(
+            loop->create_task(aio::create_subprocess_exec("/bin/sh", {"-c", "exit " + std::to_string(i)})));
+      for (auto& task : starting) {
+        aio::Process child = co_await task;
+        codes.push_back(co_await child.wait());
+      }
+    }
+  };
+  test::run(*loop, body(), 60.0);
+  REQUIRE(codes.size() == 100);
+  for (int i = 0; i < 100; ++i) CHECK(codes[static_cast<std::size_t>(i)] == i);
+  CHECK(calls > 0);
+  CHECK(loop->remove_signal_handler(SIGCHLD));
   CHECK(no_children());
   loop->close();
 }
