@@ -6,6 +6,7 @@
 // readable, only the BSDs' does.
 #include <backends/child_watch.hpp>
 
+#include <backends/kqueue_close.hpp>
 #include <backends/syscall.hpp>
 #include <core/event_loop.hpp>
 
@@ -175,7 +176,7 @@ bool kqueue_watch_available() noexcept {
   struct kevent change;
   EV_SET(&change, static_cast<uintptr_t>(getpid()), EVFILT_PROC, EV_ADD, NOTE_EXIT, 0, nullptr);
   bool works = kevent(kq, &change, 1, nullptr, 0, nullptr) == 0;
-  close(kq);
+  close_kqueue(kq);
   return works;
 }
 

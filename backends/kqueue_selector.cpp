@@ -1,3 +1,4 @@
+#include <backends/kqueue_close.hpp>
 #include <backends/kqueue_selector.hpp>
 #include <backends/syscall.hpp>
 
@@ -30,7 +31,7 @@ KqueueSelector::KqueueSelector() : kq_(kqueue()), state_(std::make_unique<State>
   fcntl(kq_, F_SETFD, FD_CLOEXEC);
 }
 
-KqueueSelector::~KqueueSelector() { close(kq_); }
+KqueueSelector::~KqueueSelector() { detail::close_kqueue(kq_); }
 
 namespace {
 

@@ -580,6 +580,22 @@ TEST_CASE("test_subprocess: a SIGCHLD handler of the user's runs, and every chil
   loop->close();
 }
 
+TEST_CASE("test_subprocess: a loop closed just before a spawn takes nothing from the child") {
+  // Under libkqueue a closed kqueue's descriptor number, soon another
+  // descriptor's, was closed again in every forked child until libkqueue's
+  // monitor thread had let the kqueue go.
+  for (int round = 0; round < 20; ++round) {
+    auto loop = make_loop();
+    auto gone = make_loop();
+    gone->close();
+    gone.reset();
+    auto [child, transport] = spawn(*loop, "/bin/sh", {"-c", "echo out"});
+    run_until(*loop, [&] { return child->lost; });
+    CHECK(child->out == "out\n");
+    loop->close();
+  }
+}
+
 TEST_CASE("test_subprocess: the child watcher is named, and AIO_CHILD_WATCHER is checked") {
   std::string name = watcher();
   CHECK((name == "pidfd" || name == "kqueue" || name == "sigchld"));
