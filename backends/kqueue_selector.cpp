@@ -1,3 +1,4 @@
+#include <backends/kqueue_close.hpp>
 #include <backends/kqueue_selector.hpp>
 #include <backends/syscall.hpp>
 
@@ -30,8 +31,6 @@ KqueueSelector::KqueueSelector() : kq_(kqueue()), state_(std::make_unique<State>
   fcntl(kq_, F_SETFD, FD_CLOEXEC);
 }
 
-KqueueSelector::~KqueueSelector() { close(kq_); }
-
 namespace {
 
 void change(std::vector<struct kevent>& changes, fd_t fd, short filter, unsigned short flags, void* data) {
@@ -56,6 +55,14 @@ int apply(int kq, std::vector<struct kevent>& changes, fd_t fd, std::uint32_t fr
 }
 
 }  // namespace
+
+KqueueSelector::~KqueueSelector() {
+  // libkqueue 2.7 leaks its state for a descriptor still registered when it
+  // frees the kqueue (a transport kept past its loop): unregistered first.
+  for (const auto& [fd, interest] : state_->interest)
+    apply(kq_, state_->changes, fd, interest.events, 0, false, nullptr);
+  detail::close_kqueue(kq_);
+}
 
 void KqueueSelector::register_fd(fd_t fd, std::uint32_t events, void* data) {
   // kqueue accepts regular files (always readable); refuse them as epoll does.

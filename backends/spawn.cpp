@@ -197,10 +197,6 @@ SpawnedChild spawn(const SpawnRequest& request) {
   SpawnedChild child;
   child.pid = pid;
   child.new_group = request.start_new_session || request.process_group == 0;
-#ifdef SYS_pidfd_open
-  long pidfd = syscall(SYS_pidfd_open, pid, 0);  // close-on-exec by definition
-  child.pidfd = pidfd >= 0 ? static_cast<fd_t>(pidfd) : -1;
-#endif
   return child;
 }
 
@@ -235,17 +231,6 @@ int wait_child(const SpawnedChild& child) noexcept {
 void signal_child(const SpawnedChild& child, int signal) {
   if (::kill(child.pid, signal) != 0)
     throw_os_error(errno, "kill(" + std::to_string(child.pid) + ", " + std::to_string(signal) + ")");
-}
-
-const char* child_watcher_name() noexcept {
-#ifdef SYS_pidfd_open
-  long fd = syscall(SYS_pidfd_open, getpid(), 0);
-  if (fd >= 0) {
-    ::close(static_cast<int>(fd));
-    return "pidfd";
-  }
-#endif
-  return "none";
 }
 
 int terminate_signal() noexcept { return SIGTERM; }

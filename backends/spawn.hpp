@@ -37,11 +37,10 @@ struct SpawnRequest {
 
 struct SpawnedChild {
   int pid = -1;
-  // A Linux pidfd for the child (readable once it exits), or -1 where the
-  // kernel has none; close-on-exec. Windows: the process handle (signalled
-  // once it exits), never -1. The subprocess transport closes it
-  // (close_fd) when it is done with the child.
-  fd_t pidfd = -1;
+  // Windows: the process handle (signalled once it exits), which the
+  // subprocess transport closes (close_fd) when it is done with the child.
+  // -1 on POSIX, where backends/child_watch opens what it needs.
+  fd_t handle = -1;
   // It leads a process group of its own (Windows: console control events
   // can reach it).
   bool new_group = false;
@@ -64,7 +63,7 @@ SpawnedChild spawn(const SpawnRequest& request);
 // exit code then, not "running").
 std::optional<int> reap_child(const SpawnedChild& child, bool* reaped_elsewhere = nullptr);
 
-// waitpid(pid) until the child ends (it was killed, or its pidfd said it
+// waitpid(pid) until the child ends (it was killed, or its watcher said it
 // exited); its returncode as reap_child's.
 int wait_child(const SpawnedChild& child) noexcept;
 
@@ -80,10 +79,11 @@ void signal_child(const SpawnedChild& child, int signal);
 int terminate_signal() noexcept;
 int kill_signal() noexcept;
 
-// How a child's exit is watched here: "pidfd" where the kernel has
-// pidfd_open (Linux 5.3), else "none" (subprocess_exec then refuses);
-// "process handle" on Windows (the proactor waits on it).
-const char* child_watcher_name() noexcept;
+// How a child's exit is watched here: "process handle" on Windows (the
+// proactor waits on it); on POSIX backends/child_watch.hpp says which and
+// how, and it throws std::invalid_argument when AIO_CHILD_WATCHER names
+// one that is unknown or missing here.
+const char* child_watcher_name();
 
 // The program and arguments that run `cmd` through the system's shell:
 // /bin/sh -c cmd (Windows: %COMSPEC% /c cmd, the command passed on as

@@ -1,7 +1,7 @@
 // backends/spawn.hpp on Windows: CreateProcessW, whose only inherited
 // handles are the child's three standard streams (copies made for that one
 // call, named in PROC_THREAD_ATTRIBUTE_HANDLE_LIST), and the process handle
-// as the SpawnedChild's pidfd, which the proactor waits on.
+// as the SpawnedChild's handle, which the proactor waits on.
 #define _CRT_RAND_S  // rand_s in stdlib.h
 #include <backends/spawn.hpp>
 #include <backends/syscall.hpp>
@@ -230,18 +230,18 @@ SpawnedChild spawn(const SpawnRequest& request) {
   CloseHandle(info.hThread);
   SpawnedChild child;
   child.pid = static_cast<int>(info.dwProcessId);
-  child.pidfd = as_fd(info.hProcess);
+  child.handle = as_fd(info.hProcess);
   child.new_group = new_group;
   return child;
 }
 
 std::optional<int> reap_child(const SpawnedChild& child, bool* reaped_elsewhere) {
-  DWORD state = WaitForSingleObject(as_handle(child.pidfd), 0);
+  DWORD state = WaitForSingleObject(as_handle(child.handle), 0);
   if (state == WAIT_TIMEOUT) return std::nullopt;
   // Signalled: whatever GetExitCodeProcess says is the exit code, 259
   // (STILL_ACTIVE) included.
   DWORD code = 0;
-  if (state != WAIT_OBJECT_0 || !GetExitCodeProcess(as_handle(child.pidfd), &code)) {
+  if (state != WAIT_OBJECT_0 || !GetExitCodeProcess(as_handle(child.handle), &code)) {
     if (reaped_elsewhere) *reaped_elsewhere = true;
     return 255;
   }
@@ -249,12 +249,12 @@ std::optional<int> reap_child(const SpawnedChild& child, bool* reaped_elsewhere)
 }
 
 int wait_child(const SpawnedChild& child) noexcept {
-  WaitForSingleObject(as_handle(child.pidfd), INFINITE);
+  WaitForSingleObject(as_handle(child.handle), INFINITE);
   return reap_child(child).value_or(255);
 }
 
 void signal_child(const SpawnedChild& child, int signal) {
-  HANDLE process = as_handle(child.pidfd);
+  HANDLE process = as_handle(child.handle);
   std::string pid = std::to_string(child.pid);
   if (signal == SIGTERM) {
     if (TerminateProcess(process, 1)) return;
@@ -285,7 +285,7 @@ void signal_child(const SpawnedChild& child, int signal) {
 int terminate_signal() noexcept { return SIGTERM; }
 int kill_signal() noexcept { return SIGTERM; }
 
-const char* child_watcher_name() noexcept { return "process handle"; }
+const char* child_watcher_name() { return "process handle"; }
 
 std::pair<std::string, std::vector<std::string>> shell_command(std::string cmd) {
   const char* comspec = std::getenv("COMSPEC");

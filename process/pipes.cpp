@@ -18,7 +18,7 @@
 namespace aio {
 
 // Here rather than beside subprocess_exec: aio-info asks on every platform.
-const char* child_watcher() noexcept { return detail::child_watcher_name(); }
+const char* child_watcher() { return detail::child_watcher_name(); }
 Task<std::pair<std::shared_ptr<ReadTransport>, std::shared_ptr<BaseProtocol>>> EventLoop::connect_read_pipe(
     ProtocolFactory factory, fd_t fd) {
   check_closed();

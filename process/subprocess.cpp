@@ -1,16 +1,17 @@
 // subprocess_exec / subprocess_shell: the child is started by
 // backends/spawn, its pipes are the loop's pipe transports (through the
 // make_read_pipe_transport / make_write_pipe_transport hooks) and its exit
-// is watched through the loop's wait_for_handle hook on its pidfd (the
-// process handle on Windows); so the subprocess transport is written once
-// for every engine and OS, as asyncio's BaseSubprocessTransport.
+// is watched by backends/child_watch (pidfd, kqueue or SIGCHLD on POSIX, a
+// wait on the process handle on Windows, each through the loop's hooks); so
+// the subprocess transport is written once for every engine and OS, as
+// asyncio's BaseSubprocessTransport.
 #include <process/subprocess.hpp>
 
+#include <backends/child_watch.hpp>
 #include <backends/pipe_io.hpp>
 #include <backends/spawn.hpp>
 #include <core/errors.hpp>
 #include <core/event_loop.hpp>
-#include <core/log.hpp>
 #include <core/tasks.hpp>
 #include <net/protocols.hpp>
 #include <net/stream_transport.hpp>
@@ -51,7 +52,7 @@ class ChildTransport final : public SubprocessTransport, public std::enable_shar
  public:
   ChildTransport(EventLoop& loop, std::shared_ptr<SubprocessProtocol> protocol, detail::SpawnedChild child)
       : loop_(loop), loop_ref_(loop), protocol_(std::move(protocol)), child_(child) {}
-  ~ChildTransport() override { detail::close_fd(child_.pidfd); }
+  ~ChildTransport() override { detail::close_fd(child_.handle); }
 
   // ---- BaseTransport ----
   void close() override {
@@ -97,10 +98,10 @@ class ChildTransport final : public SubprocessTransport, public std::enable_shar
     pipes_[static_cast<std::size_t>(fd)] = std::move(pipe);
     ++open_pipes_;
   }
-  // Starts watching for the exit (`exit`: the loop's wait on the pidfd),
-  // then calls connection_made and what came before it, in order; returns
-  // once connection_made ran.
-  Task<void> start(Task<void> exit) {
+  // Starts watching for the exit (`exit`: the child watcher's, completing
+  // with the returncode), then calls connection_made and what came before
+  // it, in order; returns once connection_made ran.
+  Task<void> start(Task<int> exit) {
     self_ = shared_from_this();
     watcher_ = loop_.create_task(watch(shared_from_this(), std::move(exit)));
     Future<void> made = loop_.create_future<void>();
@@ -169,16 +170,23 @@ class ChildTransport final : public SubprocessTransport, public std::enable_shar
       pending_.emplace_back(std::move(run));
   }
 
-  static Task<void> watch(std::shared_ptr<ChildTransport> self, Task<void> exit) {
-    co_await exit;
-    bool elsewhere = false;
-    std::optional<int> code = detail::reap_child(self->child_, &elsewhere);
-    // A pidfd is readable only once the child exited, so it is reaped now.
-    if (!code) code = detail::wait_child(self->child_);
-    if (elsewhere)
-      log(LogLevel::warning,
-          "Unknown child process pid " + std::to_string(self->child_.pid) + ", will report returncode 255");
-    self->exited(*code);
+  static Task<void> watch(std::shared_ptr<ChildTransport> self, Task<int> exit) {
+    int code = 0;
+    try {
+      code = co_await exit;
+    } catch (const CancelledError&) {
+      throw;
+    } catch (...) {
+      // The watch could not be set up (out of descriptors, say): the child
+      // is killed and reaped rather than left unwatched.
+      self->report(std::current_exception(), "Cannot watch the child process; it is killed");
+      try {
+        detail::signal_child(self->child_, detail::kill_signal());
+      } catch (const std::system_error&) {
+      }
+      code = detail::wait_child(self->child_);
+    }
+    self->exited(code);
   }
 
   void exited(int code) {
@@ -328,15 +336,9 @@ Task<std::pair<std::shared_ptr<SubprocessTransport>, std::shared_ptr<SubprocessP
   open_stdio(ends, 2, options.stderr_);
   for (std::size_t i = 0; i < 3; ++i) request.stdio[i] = ends.child[i];
   request.stderr_to_stdout = ends.stderr_to_stdout;
+  detail::child_watcher_name();  // refuses a bad AIO_CHILD_WATCHER before anything is spawned
   detail::SpawnedChild child = detail::spawn(request);
   ends.close_child_ends();
-  if (child.pidfd == -1) {
-    detail::signal_child(child, detail::kill_signal());
-    detail::wait_child(child);
-    throw NotImplementedError(
-        "subprocess_exec: this system has no pidfd (Linux 5.3), the only child watcher so far; the SIGCHLD and "
-        "kqueue watchers are to come");
-  }
   auto transport = std::make_shared<ChildTransport>(*this, protocol, child);
   std::exception_ptr failure;
   try {
@@ -353,7 +355,9 @@ Task<std::pair<std::shared_ptr<SubprocessTransport>, std::shared_ptr<SubprocessP
       transport->set_pipe(fd, pipe);
       co_await detail::start_transport(*this, pipe);
     }
-    co_await transport->start(wait_for_handle(child.pidfd));
+    detail::WaitForHandle wait = [this](fd_t handle) { return wait_for_handle(handle); };
+    Task<int> exit = detail::watch_child(*this, std::move(wait), child);
+    co_await transport->start(std::move(exit));
   } catch (...) {
     failure = std::current_exception();
   }

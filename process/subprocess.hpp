@@ -60,9 +60,15 @@ struct SubprocessOptions {
   std::optional<int> process_group{};
 };
 
-// The mechanism that watches children's exits on this system ("pidfd";
-// "process handle" on Windows, where the proactor loop waits on it), or
-// "none" where subprocesses are not available yet (for aio-info).
-const char* child_watcher() noexcept;
+// The mechanism that watches children's exits in this process (for
+// aio-info), chosen at the first use: the best one the system has, "pidfd"
+// (Linux 5.3), else "kqueue" (EVFILT_PROC: the BSDs, macOS, libkqueue),
+// else "sigchld" (SIGCHLD, then waitpid for each of the loop's own
+// children); or the one the environment variable AIO_CHILD_WATCHER names.
+// "process handle" on Windows. Throws
+// std::invalid_argument, naming the allowed values, when AIO_CHILD_WATCHER
+// is unknown or names a watcher this system lacks; subprocess_exec then
+// refuses likewise.
+const char* child_watcher();
 
 }  // namespace aio

@@ -50,6 +50,27 @@ def check_io_uring_refused(args):
         sys.exit(f"AIO_BACKEND=io_uring,epoll refused: {fallback.stdout!r} {fallback.stderr!r}")
 
 
+def check_child_watchers(args, compiled):
+    """AIO_CHILD_WATCHER forces each watcher this system has (and aio-info
+    names it); an unknown one fails with a message listing the allowed."""
+    watchers = ["sigchld"]
+    if sys.platform.startswith("linux"):
+        watchers.append("pidfd")
+    if "kqueue" in compiled:
+        watchers.append("kqueue")
+    for watcher in watchers:
+        done = run(args, None, {"AIO_CHILD_WATCHER": watcher})
+        if done.returncode != 0 or json.loads(done.stdout).get("child_watcher") != watcher:
+            sys.exit(f"AIO_CHILD_WATCHER={watcher}: exit {done.returncode}, {done.stdout!r} {done.stderr!r}")
+        text = run(args, None, {"AIO_CHILD_WATCHER": watcher}, json_output=False)
+        if f"children:  {watcher} (AIO_CHILD_WATCHER)" not in text.stdout:
+            sys.exit(f"AIO_CHILD_WATCHER={watcher}: no children line in {text.stdout!r}")
+    bad = run(args, None, {"AIO_CHILD_WATCHER": "nosuch"})
+    allowed = ["pidfd", "kqueue", "sigchld"]
+    if bad.returncode == 0 or "AIO_CHILD_WATCHER=nosuch" not in bad.stderr or not all(w in bad.stderr for w in allowed):
+        sys.exit(f"AIO_CHILD_WATCHER=nosuch: exit {bad.returncode}, stderr {bad.stderr!r}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("aio_info")
@@ -78,6 +99,8 @@ def main():
     expected_watcher = "process handle" if args.wrapper else ("pidfd" if sys.platform.startswith("linux") else None)
     if expected_watcher and info.get("child_watcher") != expected_watcher:
         sys.exit(f"child_watcher: {info.get('child_watcher')!r}, expected {expected_watcher!r}")
+    if not args.wrapper:
+        check_child_watchers(args, compiled)
 
     for backend in compiled:
         chosen = json.loads(run(args, backend).stdout)

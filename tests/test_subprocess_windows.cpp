@@ -319,11 +319,11 @@ TEST_CASE("test_subprocess[windows]: TerminateProcess on a child that has exited
   request.program = helper();
   request.args = {helper(), "exit", "259"};
   aio::detail::SpawnedChild child = aio::detail::spawn(request);
-  REQUIRE(WaitForSingleObject(reinterpret_cast<HANDLE>(child.pidfd), 10000) == WAIT_OBJECT_0);
+  REQUIRE(WaitForSingleObject(reinterpret_cast<HANDLE>(child.handle), 10000) == WAIT_OBJECT_0);
   CHECK_NOTHROW(aio::detail::signal_child(child, SIGTERM));
   CHECK(aio::detail::reap_child(child) == 259);
   CHECK(aio::detail::wait_child(child) == 259);
-  aio::detail::close_fd(child.pidfd);
+  aio::detail::close_fd(child.handle);
 }
 
 TEST_CASE("test_subprocess[windows]: CTRL_BREAK_EVENT reaches a child in a new process group") {

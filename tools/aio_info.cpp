@@ -33,6 +33,7 @@ int main(int argc, char** argv) {
     std::string selected(loop->backend());
     loop->close();
     const char* env = std::getenv("AIO_BACKEND");
+    const char* forced_watcher = std::getenv("AIO_CHILD_WATCHER");
     // Compiled in but refused here, with the probe's reason.
     nlohmann::json unusable = nlohmann::json::object();
     for (const auto& [name, why] : aio::unusable_backends()) unusable[name] = why;
@@ -56,7 +57,9 @@ int main(int argc, char** argv) {
       for (const auto& [name, why] : aio::unusable_backends())
         std::cout << "unusable:  " << name << " (" << why << ")\n";
       std::cout << "selected:  " << selected << (env && *env ? " (AIO_BACKEND)" : "") << '\n'
-                << "children:  " << aio::child_watcher() << " (how subprocess exits are watched)\n";
+                << "children:  " << aio::child_watcher()
+                << (forced_watcher && *forced_watcher ? " (AIO_CHILD_WATCHER)" : " (how subprocess exits are watched)")
+                << '\n';
     }
   } catch (const std::exception& e) {
     std::cerr << "aio-info: " << e.what() << '\n';

@@ -1,0 +1,26 @@
+// backends/child_watch.hpp on Windows: the process handle is signalled once
+// the child exits, so the proactor's wait on it is the whole watch (a
+// thread-pool wait that posts to the completion port: no thread per child).
+#include <backends/child_watch.hpp>
+#include <backends/spawn.hpp>
+
+#include <optional>
+#include <utility>
+
+namespace aio::detail {
+namespace {
+
+Task<int> watch_handle(WaitForHandle wait_for_handle, SpawnedChild child) {
+  co_await wait_for_handle(child.handle);
+  // Signalled, so it exited: its code, 259 (STILL_ACTIVE) included.
+  std::optional<int> code = reap_child(child);
+  co_return code ? *code : wait_child(child);
+}
+
+}  // namespace
+
+Task<int> watch_child(EventLoop&, WaitForHandle wait_for_handle, const SpawnedChild& child) {
+  return watch_handle(std::move(wait_for_handle), child);
+}
+
+}  // namespace aio::detail
