@@ -24,11 +24,6 @@ extern char** environ;
 namespace aio::detail {
 namespace {
 
-void check_text(const std::string& text, const char* what) {
-  if (text.find('\0') != std::string::npos)
-    throw std::invalid_argument(std::string("subprocess: ") + what + " contains a NUL byte");
-}
-
 // What exec tries, in order: `program` itself when it names a path, else
 // each PATH directory (of the child's environment when given), as execvp.
 std::vector<std::string> candidates(const SpawnRequest& request) {
@@ -84,13 +79,7 @@ void close_from(int low, const int* keep, std::size_t nkeep, int max_fd) {
 }  // namespace
 
 SpawnedChild spawn(const SpawnRequest& request) {
-  if (request.program.empty()) throw std::invalid_argument("subprocess: the program is empty");
-  if (request.args.empty()) throw std::invalid_argument("subprocess: the argument list is empty");
-  check_text(request.program, "the program");
-  for (const std::string& arg : request.args) check_text(arg, "an argument");
-  if (request.cwd) check_text(*request.cwd, "cwd");
-  if (request.env)
-    for (const std::string& entry : *request.env) check_text(entry, "an environment entry");
+  check_spawn_request(request);
   for (int fd : request.pass_fds)
     if (fd < 0) throw std::invalid_argument("subprocess: pass_fds holds a negative descriptor");
 

@@ -9,6 +9,7 @@
 #include <core/fd.hpp>
 
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -34,6 +35,23 @@ struct SpawnRequest {
   // (CREATE_NEW_PROCESS_GROUP), as start_new_session is there.
   std::optional<int> process_group;
 };
+
+// What no system can run, refused first by either spawn():
+// std::invalid_argument for an empty program or argument list, or a NUL
+// inside the program, an argument, the cwd or an environment entry.
+inline void check_spawn_request(const SpawnRequest& request) {
+  auto check_text = [](const std::string& text, const char* what) {
+    if (text.find('\0') != std::string::npos)
+      throw std::invalid_argument(std::string("subprocess: ") + what + " contains a NUL byte");
+  };
+  if (request.program.empty()) throw std::invalid_argument("subprocess: the program is empty");
+  if (request.args.empty()) throw std::invalid_argument("subprocess: the argument list is empty");
+  check_text(request.program, "the program");
+  for (const std::string& arg : request.args) check_text(arg, "an argument");
+  if (request.cwd) check_text(*request.cwd, "cwd");
+  if (request.env)
+    for (const std::string& entry : *request.env) check_text(entry, "an environment entry");
+}
 
 struct SpawnedChild {
   int pid = -1;

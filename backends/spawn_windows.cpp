@@ -43,11 +43,6 @@ fd_t as_fd(HANDLE handle) noexcept { return reinterpret_cast<fd_t>(handle); }
 
 [[noreturn]] void throw_last_error(const std::string& what) { throw_os_error(static_cast<int>(GetLastError()), what); }
 
-void check_text(const std::string& text, const char* what) {
-  if (text.find('\0') != std::string::npos)
-    throw std::invalid_argument(std::string("subprocess: ") + what + " contains a NUL byte");
-}
-
 std::wstring widen(const std::string& text, const char* what) {
   if (text.empty()) return {};
   int n = MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, text.data(), static_cast<int>(text.size()), nullptr, 0);
@@ -159,13 +154,7 @@ std::mutex& spawn_mutex() {
 }  // namespace
 
 SpawnedChild spawn(const SpawnRequest& request) {
-  if (request.program.empty()) throw std::invalid_argument("subprocess: the program is empty");
-  if (request.args.empty()) throw std::invalid_argument("subprocess: the argument list is empty");
-  check_text(request.program, "the program");
-  for (const std::string& arg : request.args) check_text(arg, "an argument");
-  if (request.cwd) check_text(*request.cwd, "cwd");
-  if (request.env)
-    for (const std::string& entry : *request.env) check_text(entry, "an environment entry");
+  check_spawn_request(request);
   if (!request.pass_fds.empty())
     throw std::invalid_argument("subprocess: pass_fds is POSIX only (a Windows child inherits its 3 standard streams)");
   if (request.process_group && *request.process_group != 0)
