@@ -10,8 +10,8 @@
 namespace aio::detail {
 namespace {
 
-Task<int> watch_handle(WaitForHandle wait_for_handle, SpawnedChild child) {
-  co_await wait_for_handle(child.handle);
+Task<int> watch_handle(Task<void> signalled, SpawnedChild child) {
+  co_await signalled;
   // Signalled, so it exited: its code, 259 (STILL_ACTIVE) included.
   std::optional<int> code = reap_child(child);
   co_return code ? *code : wait_child(child);
@@ -20,7 +20,10 @@ Task<int> watch_handle(WaitForHandle wait_for_handle, SpawnedChild child) {
 }  // namespace
 
 Task<int> watch_child(EventLoop&, WaitForHandle wait_for_handle, const SpawnedChild& child) {
-  return watch_handle(std::move(wait_for_handle), child);
+  // The wait is asked for now, not inside the coroutine: a loop that cannot
+  // wait for a handle (Windows' select loop) refuses here, inside
+  // subprocess_exec, which then raises NotImplementedError as asyncio's.
+  return watch_handle(wait_for_handle(child.handle), child);
 }
 
 }  // namespace aio::detail
