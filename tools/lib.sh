@@ -93,7 +93,7 @@ as_root() {
 }
 
 AIO_PACKAGES=(meson ninja-build g++ pkg-config libssl-dev doctest-dev libcli11-dev
-              nlohmann-json3-dev liburing-dev python3)
+              nlohmann-json3-dev liburing-dev python3 python3-cryptography openssl)
 # wine64 alone does not pull in /usr/bin/wine + wineboot (only "Recommends: wine").
 AIO_WIN_PACKAGES=(g++-mingw-w64-x86-64-posix wine64 wine)
 
