@@ -29,6 +29,10 @@ class StreamProtocol final : public Protocol, public std::enable_shared_from_thi
   StreamProtocol(StreamReader reader, ClientConnected client_connected)
       : reader_(std::move(reader)), client_connected_(std::move(client_connected)) {}
 
+  // Made by start_server (it has a client_connected callback): the
+  // server side of a connection.
+  bool serving() const noexcept { return static_cast<bool>(client_connected_); }
+
   void connection_made(Transport& transport) override;
   void data_received(std::string_view data) override { reader_.feed_data(data); }
   bool eof_received() override {
