@@ -344,6 +344,12 @@ void SSLProtocol::abort() {
 }
 
 void SSLProtocol::start_shutdown() {
+  // The peer's end of file came while reading was paused (eof_received
+  // left the flush to resume_reading): close() finishes it now.
+  if (state_ == State::flushing && eof_received_ && app_closed_) {
+    do_flush();
+    return;
+  }
   if (state_ == State::flushing || state_ == State::shutdown || state_ == State::unwrapped) return;
   closed_ = true;
   if (state_ == State::do_handshake) {

@@ -37,8 +37,12 @@ class StreamProtocol final : public Protocol, public std::enable_shared_from_thi
   void data_received(std::string_view data) override { reader_.feed_data(data); }
   bool eof_received() override {
     reader_.feed_eof();
-    return true;  // the writer may still send (half-close)
+    // The writer may still send (half-close), except over TLS, which has
+    // none (and would warn that true has no effect there, as asyncio's).
+    return !over_ssl_;
   }
+  // The connection now runs over TLS (start_tls).
+  void set_over_ssl() noexcept { over_ssl_ = true; }
   void connection_lost(std::exception_ptr error) override;
   void pause_writing() override { paused_ = true; }
   void resume_writing() override {
@@ -77,6 +81,7 @@ class StreamProtocol final : public Protocol, public std::enable_shared_from_thi
   Future<void> closed_;
   std::vector<Future<void>> drainers_;
   bool paused_ = false;
+  bool over_ssl_ = false;
   bool lost_ = false;
   std::exception_ptr lost_error_;
 };

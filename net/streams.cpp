@@ -51,6 +51,7 @@ struct ReaderState {
 void StreamProtocol::connection_made(Transport& transport) {
   loop_ = &get_running_loop();
   reader_.state_->transport = &transport;
+  over_ssl_ = transport.get_extra_info("sslcontext").has_value();
   closed_ = loop_->create_future<void>();
   if (!client_connected_) return;
   // The writer shares ownership of the transport.
@@ -236,6 +237,7 @@ Task<void> StreamWriter::start_tls(SSLContext* sslcontext, std::optional<std::st
   std::shared_ptr<Transport> tls = co_await std::move(upgrade);
   *transport_ = tls;
   reader_.state_->transport = tls.get();
+  protocol_->set_over_ssl();
 }
 
 Task<void> StreamWriter::wait_closed() { return protocol_->wait_closed(); }

@@ -472,7 +472,11 @@ TEST_CASE("tls: one large write pauses and resumes writing once, at asyncio's TL
   loop->close();
 }
 
-TEST_CASE("tls: streams, start_tls after a plain-text line, bytes already read go to TLS (61)") {
+namespace {
+
+// A STARTTLS exchange over streams: a line in the clear (or in an outer TLS
+// layer: TLS over TLS), then the upgrade, then 1 MiB echoed.
+void starttls_echo(bool outer_tls) {
   auto loop = make_loop();
   auto server_ctx = server_context();
   auto client_ctx = client_context();
@@ -493,11 +497,18 @@ TEST_CASE("tls: streams, start_tls after a plain-text line, bytes already read g
           }
           writer.close();
         };
-        auto server = co_await aio::start_server(handler, "127.0.0.1", 0);
+        aio::ServerOptions server_options;
+        if (outer_tls) server_options.ssl = server_ctx.get();
+        auto server = co_await aio::start_server(handler, "127.0.0.1", 0, server_options);
         int port = server->sockets().front().getsockname().port();
-        auto [reader, writer] = co_await aio::open_connection("127.0.0.1", port);
+        aio::ConnectOptions options;
+        if (outer_tls) {
+          options.ssl = client_ctx.get();
+          options.server_hostname = "localhost";
+        }
+        auto [reader, writer] = co_await aio::open_connection("127.0.0.1", port, options);
         // The line and the ClientHello leave together: the server's reader
-        // holds the ClientHello when start_tls is called.
+        // holds the ClientHello when start_tls is called (contract 61).
         writer.write("STARTTLS\n");
         co_await writer.start_tls(client_ctx.get(), "localhost");
         std::string payload = pattern(1024 * 1024, 7);
@@ -509,6 +520,177 @@ TEST_CASE("tls: streams, start_tls after a plain-text line, bytes already read g
         co_await writer.wait_closed();
         server->close();
         co_await server->wait_closed();
+      }(),
+      20.0);
+  loop->close();
+}
+
+}  // namespace
+
+TEST_CASE("tls: streams, start_tls after a plain-text line, bytes already read go to TLS (61)") {
+  starttls_echo(false);
+}
+
+TEST_CASE("tls: start_tls over a TLS connection: TLS in TLS (62)") { starttls_echo(true); }
+
+TEST_CASE("tls: a peer that never answers close_notify cannot hold the connection past ssl_shutdown_timeout (56)") {
+  auto loop = make_loop();
+  auto server_ctx = server_context();
+  auto client_ctx = client_context();
+  test::run(
+      *loop,
+      [&]() -> aio::Task<void> {
+        // The server streams for ever and never reads, so it never sees our close_notify.
+        struct Streamer : Recorder {
+          void resume_writing() override {
+            Recorder::resume_writing();
+            if (transport) transport->write(pattern(1024 * 1024));
+          }
+        };
+        aio::ProtocolFactory factory_server = [] {
+          auto rec = std::make_shared<Streamer>();
+          rec->on_made = [](aio::Transport& t) {
+            t.pause_reading();
+            t.write(pattern(1024 * 1024));
+          };
+          return rec;
+        };
+        TlsServer srv = co_await start_echo_server(*loop, server_ctx.get(), factory_server);
+        aio::ConnectOptions options;
+        options.ssl = client_ctx.get();
+        options.server_hostname = "localhost";
+        options.ssl_shutdown_timeout = 0.5;
+        auto rec = std::make_shared<Recorder>();
+        aio::ProtocolFactory factory = [rec] { return rec; };
+        auto [transport, protocol] = co_await loop->create_connection(factory, "127.0.0.1", srv.port, options);
+        std::function<bool()> some = [&] { return !rec->data.empty(); };
+        co_await test::until(some);
+        transport->close();
+        std::size_t at_close = rec->data.size();
+        auto start = std::chrono::steady_clock::now();
+        std::function<bool()> lost = [&] { return rec->lost(); };
+        co_await test::until(lost, 5.0);
+        double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        CHECK(took >= 0.4);
+        CHECK(took < 3.0);
+        CHECK(rec->data.size() == at_close);  // nothing after our close reaches the application
+        REQUIRE(rec->error);
+        CHECK_THROWS_AS(std::rethrow_exception(rec->error), aio::TimeoutError);
+        srv.server->close();
+      }(),
+      20.0);
+  loop->close();
+}
+
+TEST_CASE("tls: close() while reading is paused still ends the connection (58)") {
+  auto loop = make_loop();
+  auto server_ctx = server_context();
+  auto client_ctx = client_context();
+  test::run(
+      *loop,
+      [&]() -> aio::Task<void> {
+        aio::ProtocolFactory talker = [] {
+          auto rec = std::make_shared<Recorder>();
+          rec->on_made = [](aio::Transport& t) {
+            t.write(pattern(100 * 1024));
+            t.close();  // data, then close_notify
+          };
+          return rec;
+        };
+        TlsServer srv = co_await start_echo_server(*loop, server_ctx.get(), talker);
+        aio::ConnectOptions options;
+        options.ssl = client_ctx.get();
+        options.server_hostname = "localhost";
+        auto rec = std::make_shared<Recorder>();
+        rec->on_made = [](aio::Transport& t) { t.pause_reading(); };
+        aio::ProtocolFactory factory = [rec] { return rec; };
+        auto [transport, protocol] = co_await loop->create_connection(factory, "127.0.0.1", srv.port, options);
+        co_await aio::sleep(0.2);  // the data and the close_notify arrive, and wait
+        CHECK(rec->data.empty());  // paused: nothing delivered, even what is decrypted
+        transport->close();
+        std::function<bool()> lost = [&] { return rec->lost(); };
+        co_await test::until(lost, 10.0);
+        CHECK(rec->events == std::vector<std::string>{"made", "eof", "lost"});
+        srv.server->close();
+      }(),
+      20.0);
+  loop->close();
+}
+
+TEST_CASE("tls: a reset underneath makes is_closing() true and drain() raise (60)") {
+  auto loop = make_loop();
+  auto server_ctx = server_context();
+  auto client_ctx = client_context();
+  test::run(
+      *loop,
+      [&]() -> aio::Task<void> {
+        aio::ProtocolFactory aborting = [] {
+          auto rec = std::make_shared<Recorder>();
+          rec->on_data = [rec](std::string_view) {
+            if (rec->transport) rec->transport->abort();
+          };
+          return rec;
+        };
+        TlsServer srv = co_await start_echo_server(*loop, server_ctx.get(), aborting);
+        aio::ConnectOptions options;
+        options.ssl = client_ctx.get();
+        options.server_hostname = "localhost";
+        auto [reader, writer] = co_await aio::open_connection("127.0.0.1", srv.port, options);
+        std::string chunk = pattern(256 * 1024);
+        bool raised = false;
+        auto start = std::chrono::steady_clock::now();
+        for (int i = 0; i < 400 && !raised; ++i) {
+          writer.write(chunk);
+          try {
+            co_await writer.drain();
+          } catch (const std::system_error&) {
+            raised = true;
+          }
+        }
+        CHECK(raised);
+        CHECK(writer.is_closing());
+        CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(5));
+        writer.write("dropped quietly");
+        srv.server->close();
+      }(),
+      20.0);
+  loop->close();
+}
+
+TEST_CASE("tls: a TLS 1.3 server that wants a client certificate fails the first read, not the connect (54)") {
+  auto loop = make_loop();
+  auto server_ctx = server_context();
+  server_ctx->load_verify_locations(cert("ca.pem"));
+  server_ctx->set_verify_mode(aio::VerifyMode::cert_required);
+  auto client_ctx = client_context();
+  test::run(
+      *loop,
+      [&]() -> aio::Task<void> {
+        TlsServer srv = co_await start_echo_server(*loop, server_ctx.get());
+        aio::ConnectOptions options;
+        options.ssl = client_ctx.get();
+        options.server_hostname = "localhost";
+        auto rec = std::make_shared<Recorder>();
+        aio::ProtocolFactory factory = [rec] { return rec; };
+        auto [transport, protocol] = co_await loop->create_connection(factory, "127.0.0.1", srv.port, options);
+        CHECK(rec->events.front() == "made");  // the client's handshake was done
+        transport->write("hello");
+        std::function<bool()> lost = [&] { return rec->lost(); };
+        co_await test::until(lost);
+        REQUIRE(rec->error);
+        CHECK_THROWS_AS(std::rethrow_exception(rec->error), aio::SSLError);
+        // With the client certificate it works.
+        auto with_cert = client_context();
+        with_cert->load_cert_chain(cert("client.pem"), cert("client.key"));
+        options.ssl = with_cert.get();
+        auto echo = std::make_shared<Recorder>();
+        aio::ProtocolFactory factory2 = [echo] { return echo; };
+        auto [transport2, protocol2] = co_await loop->create_connection(factory2, "127.0.0.1", srv.port, options);
+        transport2->write("hello");
+        std::function<bool()> echoed = [&] { return echo->data == "hello"; };
+        co_await test::until(echoed);
+        transport2->close();
+        srv.server->close();
       }(),
       20.0);
   loop->close();
