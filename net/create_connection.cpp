@@ -49,7 +49,7 @@ Task<Connection> open_transport(EventLoop& loop, ProtocolFactory factory, Socket
     transport->abort();
     throw;
   }
-  co_return Connection{layer, protocol};
+  co_return Connection{layer->handle(), protocol};
 }
 
 }  // namespace

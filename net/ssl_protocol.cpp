@@ -213,7 +213,7 @@ bool SSLProtocol::eof_received() {
         break;
     }
   } catch (...) {
-    if (transport_) transport_->close();
+    if (auto transport = transport_.lock()) transport->close();
     throw;
   }
   return false;
@@ -420,14 +420,15 @@ void SSLProtocol::on_shutdown_complete(std::exception_ptr error) {
   // Whatever is still in the outgoing BIO (its writing was paused) goes to
   // the transport, which flushes it before closing.
   process_outgoing(true);
-  if (!transport_) return;
-  loop_.call_soon([transport = transport_] { transport->close(); });
+  auto transport = transport_.lock();
+  if (!transport) return;
+  loop_.call_soon([transport] { transport->close(); });
 }
 
 void SSLProtocol::abort_connection(std::exception_ptr error) {
   if (error && !lost_error_) lost_error_ = error;
   set_state(State::unwrapped);
-  if (transport_) transport_->abort();
+  if (auto transport = transport_.lock()) transport->abort();
 }
 
 void SSLProtocol::fatal_error(std::exception_ptr error, const char* message) {
@@ -453,7 +454,7 @@ void SSLProtocol::fatal_error(std::exception_ptr error, const char* message) {
   }
   if (!lost_error_) lost_error_ = error;
   if (state_ != State::unwrapped) state_ = State::unwrapped;
-  if (transport_) transport_->abort();
+  if (auto transport = transport_.lock()) transport->abort();
 }
 
 // ---- Writing -------------------------------------------------------------------
@@ -532,13 +533,14 @@ void SSLProtocol::do_write() {
 }
 
 void SSLProtocol::process_outgoing(bool even_if_paused) {
-  if ((!ssl_writing_paused_ || even_if_paused) && transport_) {
+  std::shared_ptr<Transport> transport;
+  if ((!ssl_writing_paused_ || even_if_paused) && (transport = transport_.lock())) {
     char* data = nullptr;
     long n = BIO_get_mem_data(outgoing_, &data);
     if (n > 0) {
       // The transport sends or copies it before returning: the BIO's memory
       // is then reused, with no copy of ours.
-      transport_->write(std::string_view(data, static_cast<std::size_t>(n)));
+      transport->write(std::string_view(data, static_cast<std::size_t>(n)));
       (void)BIO_reset(outgoing_);
     }
   }
@@ -710,12 +712,13 @@ void SSLProtocol::set_read_buffer_limits(std::optional<long long> high, std::opt
 }
 
 void SSLProtocol::control_ssl_reading() {
-  if (!transport_) return;
+  auto transport = transport_.lock();
+  if (!transport) return;
   int change = read_flow_.crossed(get_read_buffer_size());
   if (change > 0)
-    transport_->pause_reading();
+    transport->pause_reading();
   else if (change < 0)
-    transport_->resume_reading();
+    transport->resume_reading();
 }
 
 // ---- The rest of the application's transport ---------------------------------
@@ -723,12 +726,14 @@ void SSLProtocol::control_ssl_reading() {
 bool SSLProtocol::is_closing() const noexcept {
   // Follows the socket too: a transport lost underneath (a reset) is
   // closing, so that StreamWriter::drain raises instead of waiting (contract 60).
-  return closed_ || !transport_ || transport_->is_closing();
+  auto transport = transport_.lock();
+  return closed_ || !transport || transport->is_closing();
 }
 
 std::any SSLProtocol::get_extra_info(std::string_view name) const {
   if (name == "sslcontext") return settings_.context;
-  if (established_ && transport_) {
+  auto transport = transport_.lock();
+  if (established_ && transport) {
     if (name == "ssl_object") return ssl_;
     if (name == "peercert") return ssl_->getpeercert();
     if (name == "cipher") {
@@ -737,7 +742,7 @@ std::any SSLProtocol::get_extra_info(std::string_view name) const {
     }
     if (name == "compression") return ssl_->compression();
   }
-  if (transport_) return transport_->get_extra_info(name);
+  if (transport) return transport->get_extra_info(name);
   return {};
 }
 
@@ -751,10 +756,15 @@ void SSLProtocol::set_protocol(std::shared_ptr<BaseProtocol> protocol) {
   app_buffered_ = buffered;
 }
 
+std::shared_ptr<Transport> SSLProtocol::handle() {
+  if (auto transport = transport_.lock()) return std::shared_ptr<Transport>(std::move(transport), this);
+  return shared_from_this();
+}
+
 std::shared_ptr<Transport> share_transport(Transport& transport, const char* method) {
   if (auto* stream = dynamic_cast<StreamTransport*>(&transport))
     return std::static_pointer_cast<StreamTransport>(stream->shared_from_this());
-  if (auto* tls = dynamic_cast<SSLProtocol*>(&transport)) return tls->shared_from_this();
+  if (auto* tls = dynamic_cast<SSLProtocol*>(&transport)) return tls->handle();
   throw std::invalid_argument(std::string(method) + ": not a stream transport of this library");
 }
 

@@ -6,9 +6,11 @@
 //
 // asyncio splits this into SSLProtocol and _SSLProtocolTransport, which
 // point at each other; here one object is both, since the two interfaces
-// share no name, and one lifetime is simpler than a cycle. The transport
-// underneath holds it as its protocol; it holds the transport underneath
-// until connection_lost.
+// share no name. Ownership runs one way, so that no cycle outlives a loop
+// closed with the connection still open (asyncio has its garbage
+// collector): the transport underneath owns the layer as its protocol, the
+// layer only refers to it (weakly), and what the application holds (handle())
+// owns the transport underneath while pointing at the layer.
 //
 // States, as asyncio's, with checked transitions:
 //   unwrapped -> do_handshake -> wrapped -> flushing -> shutdown
@@ -77,6 +79,10 @@ class SSLProtocol final : public SSLTransport, public Protocol, public std::enab
   // connection_made with the transport already shared: any Transport will
   // do, which is how the tests run the layer over an in-memory one.
   void attach(std::shared_ptr<Transport> transport);
+  // The application's shared reference to this transport: it owns the
+  // transport underneath (which owns this layer). Once that one is gone, an
+  // ordinary reference to the layer alone.
+  std::shared_ptr<Transport> handle();
 
   // ---- The application's transport ----
   void close() override;
@@ -146,7 +152,7 @@ class SSLProtocol final : public SSLTransport, public Protocol, public std::enab
   std::shared_ptr<SSLObject> ssl_;
   bio_st* incoming_ = nullptr;  // owned by ssl_
   bio_st* outgoing_ = nullptr;
-  std::shared_ptr<Transport> transport_;  // until connection_lost
+  std::weak_ptr<Transport> transport_;  // the transport underneath, until connection_lost
   State state_ = State::unwrapped;
   AppState app_state_;
   std::deque<std::string> backlog_;  // plain text not yet taken by SSL_write, oldest first

@@ -42,7 +42,7 @@ Task<std::shared_ptr<Transport>> start_tls(EventLoop& loop, Transport& transport
     plain->close();
     throw;
   }
-  co_return layer;
+  co_return layer->handle();
 }
 
 }  // namespace detail

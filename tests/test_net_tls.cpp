@@ -431,14 +431,16 @@ TEST_CASE("tls: one large write pauses and resumes writing once, at asyncio's TL
       [&]() -> aio::Task<void> {
         // The server does not read until the client's writing has paused: the
         // kernel's buffers fill, then the socket transport's, then the TLS one.
-        aio::Transport* server_side = nullptr;
+        // Paused with nothing to write, the server's connection has no I/O
+        // to keep it alive: the test holds it, as an application would.
+        std::shared_ptr<aio::Transport> server_side;
         aio::ProtocolFactory echo = [&server_side] {
           auto rec = std::make_shared<Recorder>();
           rec->on_made = [&server_side](aio::Transport& t) {
-            server_side = &t;
+            server_side = aio::detail::share_transport(t, "test");
             t.pause_reading();
           };
-          rec->on_data = [rec](std::string_view d) { rec->transport->write(d); };
+          rec->on_data = [r = rec.get()](std::string_view d) { r->transport->write(d); };
           return rec;
         };
         TlsServer srv = co_await start_echo_server(*loop, server_ctx.get(), echo);
@@ -626,8 +628,8 @@ TEST_CASE("tls: a reset underneath makes is_closing() true and drain() raise (60
       [&]() -> aio::Task<void> {
         aio::ProtocolFactory aborting = [] {
           auto rec = std::make_shared<Recorder>();
-          rec->on_data = [rec](std::string_view) {
-            if (rec->transport) rec->transport->abort();
+          rec->on_data = [r = rec.get()](std::string_view) {
+            if (r->transport) r->transport->abort();
           };
           return rec;
         };
