@@ -588,7 +588,9 @@ class EventLoop {
   // where sock_sendfile would. Otherwise SendfileNotAvailableError, or, with
   // `fallback`, the file is read in 256 KiB chunks written through the
   // transport, waiting while its buffer is above the high-water mark, and
-  // the call returns once the buffer is flushed.
+  // the call returns once the buffer is flushed. A TLS transport sends
+  // through that fallback only (SendfileNotAvailableError without it), as
+  // asyncio's, with the protocol's writing callbacks held back meanwhile.
   //
   // While it runs, reading is paused (and resumed afterwards if it was on),
   // write() and writelines() throw std::runtime_error("unable to write;

@@ -813,3 +813,40 @@ TEST_CASE("tls: the layer gives the same plain text and events however the bytes
   }
   loop->close();
 }
+
+TEST_CASE("tls: sendfile over a TLS transport goes through the fallback, byte for byte") {
+  auto loop = make_loop();
+  auto server_ctx = server_context();
+  auto client_ctx = client_context();
+  const std::string content = pattern(3 * 1024 * 1024 + 17, 9);
+  test::TempFile file(content);
+  test::run(
+      *loop,
+      [&]() -> aio::Task<void> {
+        auto sink = std::make_shared<Recorder>();
+        aio::ProtocolFactory collecting = [sink] { return sink; };
+        TlsServer srv = co_await start_echo_server(*loop, server_ctx.get(), collecting);
+        aio::ConnectOptions options;
+        options.ssl = client_ctx.get();
+        options.server_hostname = "localhost";
+        auto rec = std::make_shared<Recorder>();
+        aio::ProtocolFactory factory = [rec] { return rec; };
+        auto [transport, protocol] = co_await loop->create_connection(factory, "127.0.0.1", srv.port, options);
+        transport->write("head:");
+        auto refused = loop->sendfile(*transport, file.fd, 0, std::nullopt, false);
+        CHECK_THROWS_AS(co_await std::move(refused), aio::SendfileNotAvailableError);
+        std::size_t sent = co_await loop->sendfile(*transport, file.fd);
+        CHECK(sent == content.size());
+        CHECK(transport->get_protocol() == rec);  // the application's protocol is back
+        transport->write(":tail");
+        std::function<bool()> all = [&] { return sink->data.size() >= content.size() + 10; };
+        co_await test::until(all, 20.0);
+        CHECK(sink->data == "head:" + content + ":tail");
+        transport->close();
+        std::function<bool()> lost = [&] { return rec->lost(); };
+        co_await test::until(lost);
+        srv.server->close();
+      }(),
+      30.0);
+  loop->close();
+}
