@@ -43,6 +43,25 @@ bool check_file(int file, std::size_t offset, std::optional<std::size_t> count, 
   return detail::is_regular_file(file, method);
 }
 
+// The fallback reads from `offset` on: a regular file is positioned there;
+// anything else can only be read from where it is.
+void start_reading(int file, bool regular, std::uint64_t offset, const char* method) {
+  if (regular)
+    detail::seek_file(file, offset);
+  else if (offset != 0)
+    throw std::invalid_argument(std::string(method) +
+                                ": offset must be 0 for a file that cannot seek (not a regular file)");
+}
+
+// The fallback's next chunk of `file`, `sent` bytes in: empty at the end of
+// the file or of `count`.
+std::string next_chunk(int file, std::optional<std::size_t> count, std::size_t sent) {
+  std::size_t want = count ? std::min(fallback_chunk, *count - sent) : fallback_chunk;
+  std::string chunk(want, '\0');
+  if (want) chunk.resize(detail::read_file(file, chunk.data(), want));
+  return chunk;
+}
+
 // Sends natively (EventLoop::sendfile_native) until `count` bytes (or the
 // rest of the file) went, counting them in `sent`. SendfileNotAvailableError
 // when the loop cannot, or the OS refuses before the first byte. With a
@@ -77,17 +96,10 @@ Task<void> send_native(EventLoop& loop, fd_t sock, int file, bool regular, std::
 Task<void> send_fallback(EventLoop& loop, Socket* sock, detail::StreamTransport* transport, int file, bool regular,
                          std::uint64_t offset, std::optional<std::size_t> count, std::size_t& sent,
                          const char* method) {
-  if (regular)
-    detail::seek_file(file, offset);
-  else if (offset != 0)
-    throw std::invalid_argument(std::string(method) +
-                                ": offset must be 0 for a file that cannot seek (not a regular file)");
+  start_reading(file, regular, offset, method);
   for (;;) {
-    std::size_t want = count ? std::min(fallback_chunk, *count - sent) : fallback_chunk;
-    if (want == 0) break;
-    std::string chunk(want, '\0');
-    chunk.resize(detail::read_file(file, chunk.data(), want));
-    if (chunk.empty()) break;  // end of file
+    std::string chunk = next_chunk(file, count, sent);
+    if (chunk.empty()) break;  // end of file, or count reached
     std::size_t got = chunk.size();
     if (transport) {
       transport->sendfile_check_open();
@@ -186,10 +198,7 @@ struct FallbackProtocol final : Protocol {
 // its buffer is above the high-water mark; returns how much was written.
 Task<std::size_t> sendfile_through(std::shared_ptr<Transport> transport, int file, bool regular, std::uint64_t offset,
                                    std::optional<std::size_t> count) {
-  if (regular)
-    detail::seek_file(file, offset);
-  else if (offset != 0)
-    throw std::invalid_argument("sendfile: offset must be 0 for a file that cannot seek (not a regular file)");
+  start_reading(file, regular, offset, "sendfile");
   std::shared_ptr<BaseProtocol> app = transport->get_protocol();
   auto stand_in = std::make_shared<FallbackProtocol>(app);
   bool was_reading = transport->is_reading();
@@ -199,11 +208,8 @@ Task<std::size_t> sendfile_through(std::shared_ptr<Transport> transport, int fil
   std::exception_ptr error;
   try {
     for (;;) {
-      std::size_t want = count ? std::min(fallback_chunk, *count - sent) : fallback_chunk;
-      if (want == 0) break;
-      std::string chunk(want, '\0');
-      chunk.resize(detail::read_file(file, chunk.data(), want));
-      if (chunk.empty()) break;  // end of file
+      std::string chunk = next_chunk(file, count, sent);
+      if (chunk.empty()) break;  // end of file, or count reached
       stand_in->check_open(*transport);
       if (stand_in->paused) co_await stand_in->writable;
       stand_in->check_open(*transport);

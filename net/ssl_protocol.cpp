@@ -38,6 +38,14 @@ void check_timeout(const char* method, const char* name, std::optional<double> v
                                 std::to_string(*value));
 }
 
+// OpenSSL stopped for want of the peer's bytes, not because of an error.
+// SSL_ERROR_SYSCALL with nothing queued counts too, as asyncio's
+// SSLAgainErrors: with memory BIOs no system call failed.
+bool needs_more(int code) {
+  return code == SSL_ERROR_WANT_READ || code == SSL_ERROR_WANT_WRITE ||
+         (code == SSL_ERROR_SYSCALL && ERR_peek_error() == 0);
+}
+
 std::exception_ptr connection_error(std::errc code, const char* message) {
   return std::make_exception_ptr(std::system_error(std::make_error_code(code), message));
 }
@@ -167,6 +175,10 @@ void SSLProtocol::data_received(std::string_view data) {
     if (BIO_write(incoming_, data.data(), n) != n) throw std::bad_alloc();
     data.remove_prefix(static_cast<std::size_t>(n));
   }
+  advance();
+}
+
+void SSLProtocol::advance() {
   switch (state_) {
     case State::do_handshake:
       do_handshake();
@@ -283,8 +295,7 @@ void SSLProtocol::do_handshake() {
     return;
   }
   int code = SSL_get_error(ssl_->native_handle(), rc);
-  if (code == SSL_ERROR_WANT_READ || code == SSL_ERROR_WANT_WRITE ||
-      (code == SSL_ERROR_SYSCALL && ERR_peek_error() == 0)) {
+  if (needs_more(code)) {
     process_outgoing();
     return;
   }
@@ -396,8 +407,7 @@ void SSLProtocol::do_shutdown() {
     if (rc == 0) rc = SSL_shutdown(ssl);  // close_notify sent: now look for the peer's
     if (rc != 1) {
       int code = SSL_get_error(ssl, rc);
-      if (code == SSL_ERROR_WANT_READ || code == SSL_ERROR_WANT_WRITE ||
-          (code == SSL_ERROR_SYSCALL && ERR_peek_error() == 0)) {
+      if (needs_more(code)) {
         process_outgoing();
         return;
       }
@@ -505,9 +515,7 @@ std::size_t SSLProtocol::encrypt(std::string_view data) {
       int code = SSL_get_error(ssl, n);
       // Mid-renegotiation SSL_write needs the peer's answer first; the rest
       // is retried after the next read (SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER).
-      if (code == SSL_ERROR_WANT_READ || code == SSL_ERROR_WANT_WRITE ||
-          (code == SSL_ERROR_SYSCALL && ERR_peek_error() == 0))
-        break;
+      if (needs_more(code)) break;
       throw take_ssl_error(code, "");
     }
     done += static_cast<std::size_t>(n);
@@ -579,21 +587,7 @@ void SSLProtocol::resume_reading() {
   if (!app_reading_paused_) return;
   app_reading_paused_ = false;
   auto self = shared_from_this();
-  loop_.call_soon([self] {
-    switch (self->state_) {
-      case State::wrapped:
-        self->do_read();
-        break;
-      case State::flushing:
-        self->do_flush();
-        break;
-      case State::shutdown:
-        self->do_shutdown();
-        break;
-      default:
-        break;
-    }
-  });
+  loop_.call_soon([self] { self->advance(); });
 }
 
 int SSLProtocol::ssl_read(char* into, std::size_t size) {
@@ -603,9 +597,7 @@ int SSLProtocol::ssl_read(char* into, std::size_t size) {
   if (n > 0) return n;
   int code = SSL_get_error(ssl, n);
   if (code == SSL_ERROR_ZERO_RETURN) return 0;
-  if (code == SSL_ERROR_WANT_READ || code == SSL_ERROR_WANT_WRITE ||
-      (code == SSL_ERROR_SYSCALL && ERR_peek_error() == 0))
-    return -1;
+  if (needs_more(code)) return -1;
   throw take_ssl_error(code, "");
 }
 

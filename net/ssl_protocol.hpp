@@ -118,6 +118,8 @@ class SSLProtocol final : public SSLTransport, public Protocol, public std::enab
   enum class AppState : std::uint8_t { init, connection_made, eof, connection_lost };
 
   void set_state(State next);
+  // What new bytes or a resumed reader lead to in the current state.
+  void advance();
   void start_handshake();
   void do_handshake();
   void on_handshake_complete(std::exception_ptr error);

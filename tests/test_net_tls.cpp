@@ -111,6 +111,28 @@ aio::Task<TlsServer> start_echo_server(aio::EventLoop& loop, aio::SSLContext* co
   co_return TlsServer{server, port};
 }
 
+// A client's options: TLS with `context`, checking the name "localhost".
+aio::ConnectOptions tls_options(aio::SSLContext* context) {
+  aio::ConnectOptions options;
+  options.ssl = context;
+  options.server_hostname = "localhost";
+  return options;
+}
+
+// Connects `rec` to 127.0.0.1:port; returns the transport.
+aio::Task<std::shared_ptr<aio::Transport>> connect(aio::EventLoop& loop, int port, aio::ConnectOptions options,
+                                                   std::shared_ptr<Recorder> rec) {
+  aio::ProtocolFactory factory = [rec] { return rec; };
+  auto connected = co_await loop.create_connection(factory, "127.0.0.1", port, options);
+  co_return connected.first;
+}
+
+// Waits (at most `timeout` seconds) until `rec` lost its connection.
+aio::Task<void> until_lost(std::shared_ptr<Recorder> rec, double timeout = 5.0) {
+  std::function<bool()> lost = [rec] { return rec->lost(); };
+  co_await test::until(lost, timeout);
+}
+
 template <class E>
 std::exception_ptr caught(const std::function<void()>& f) {
   try {
@@ -194,11 +216,8 @@ TEST_CASE("tls: echo over create_connection / create_server, with the extra info
   auto rec = std::make_shared<Recorder>();
   test::run(*loop, [&]() -> aio::Task<void> {
     TlsServer srv = co_await start_echo_server(*loop, server_ctx.get());
-    aio::ConnectOptions options;
-    options.ssl = client_ctx.get();
-    options.server_hostname = "localhost";
-    aio::ProtocolFactory factory = [rec] { return rec; };
-    auto [transport, protocol] = co_await loop->create_connection(factory, "127.0.0.1", srv.port, options);
+    aio::ConnectOptions options = tls_options(client_ctx.get());
+    std::shared_ptr<aio::Transport> transport = co_await connect(*loop, srv.port, options, rec);
     CHECK(dynamic_cast<aio::SSLTransport*>(transport.get()) != nullptr);
     CHECK(rec->events == std::vector<std::string>{"made"});
     // Set before connection_made ran.
@@ -225,8 +244,7 @@ TEST_CASE("tls: echo over create_connection / create_server, with the extra info
     CHECK(rec->data == big);
     transport->close();
     CHECK(transport->is_closing());
-    std::function<bool()> lost = [&] { return rec->lost(); };
-    co_await test::until(lost);
+    co_await until_lost(rec);
     CHECK(rec->error == nullptr);
     // Gone with the connection.
     CHECK(!transport->get_extra_info("peername").has_value());
@@ -294,9 +312,7 @@ TEST_CASE("tls: a peer that never answers the handshake times out") {
     // A plain server that accepts and says nothing.
     auto silent = co_await loop->create_server([] { return std::make_shared<Recorder>(); }, "127.0.0.1", 0);
     int port = silent->sockets().front().getsockname().port();
-    aio::ConnectOptions options;
-    options.ssl = client_ctx.get();
-    options.server_hostname = "localhost";
+    aio::ConnectOptions options = tls_options(client_ctx.get());
     options.ssl_handshake_timeout = 0.2;
     auto start = std::chrono::steady_clock::now();
     try {
@@ -332,9 +348,7 @@ TEST_CASE("tls: a plain-text client fails fast and quietly; the server keeps acc
     co_await test::until(refused, 2.0);
     CHECK(made == 0);
     // The server still accepts, and serves TLS.
-    aio::ConnectOptions options;
-    options.ssl = client_ctx.get();
-    options.server_hostname = "localhost";
+    aio::ConnectOptions options = tls_options(client_ctx.get());
     auto [tls, tls_protocol] =
         co_await loop->create_connection([] { return std::make_shared<Recorder>(); }, "127.0.0.1", srv.port, options);
     std::function<bool()> served = [&] { return made == 1; };
@@ -365,14 +379,10 @@ TEST_CASE("tls: close() flushes, then close_notify: the peer reads it all, then 
           return rec;
         };
         TlsServer srv = co_await start_echo_server(*loop, server_ctx.get(), writer);
-        aio::ConnectOptions options;
-        options.ssl = client_ctx.get();
-        options.server_hostname = "localhost";
+        aio::ConnectOptions options = tls_options(client_ctx.get());
         auto rec = std::make_shared<Recorder>();
-        aio::ProtocolFactory factory = [rec] { return rec; };
-        auto [transport, protocol] = co_await loop->create_connection(factory, "127.0.0.1", srv.port, options);
-        std::function<bool()> lost = [&] { return rec->lost(); };
-        co_await test::until(lost, 20.0);
+        std::shared_ptr<aio::Transport> transport = co_await connect(*loop, srv.port, options, rec);
+        co_await until_lost(rec, 20.0);
         CHECK(rec->data.size() == payload.size());
         CHECK(rec->data == payload);
         CHECK(rec->events == std::vector<std::string>{"made", "eof", "lost"});
@@ -405,14 +415,10 @@ TEST_CASE("tls: end of file without close_notify: data, then eof_received, then 
     aio::ProtocolFactory serving = [plain] { return plain; };
     auto server = co_await loop->create_server(serving, "127.0.0.1", 0);
     int port = server->sockets().front().getsockname().port();
-    aio::ConnectOptions options;
-    options.ssl = client_ctx.get();
-    options.server_hostname = "localhost";
+    aio::ConnectOptions options = tls_options(client_ctx.get());
     auto rec = std::make_shared<Recorder>();
-    aio::ProtocolFactory factory = [rec] { return rec; };
-    auto [transport, protocol] = co_await loop->create_connection(factory, "127.0.0.1", port, options);
-    std::function<bool()> lost = [&] { return rec->lost(); };
-    co_await test::until(lost);
+    std::shared_ptr<aio::Transport> transport = co_await connect(*loop, port, options, rec);
+    co_await until_lost(rec);
     co_await upgrading;
     CHECK(rec->data == "last words");
     CHECK(rec->events == std::vector<std::string>{"made", "eof", "lost"});
@@ -444,12 +450,9 @@ TEST_CASE("tls: one large write pauses and resumes writing once, at asyncio's TL
           return rec;
         };
         TlsServer srv = co_await start_echo_server(*loop, server_ctx.get(), echo);
-        aio::ConnectOptions options;
-        options.ssl = client_ctx.get();
-        options.server_hostname = "localhost";
+        aio::ConnectOptions options = tls_options(client_ctx.get());
         auto rec = std::make_shared<Recorder>();
-        aio::ProtocolFactory factory = [rec] { return rec; };
-        auto [transport, protocol] = co_await loop->create_connection(factory, "127.0.0.1", srv.port, options);
+        std::shared_ptr<aio::Transport> transport = co_await connect(*loop, srv.port, options, rec);
         CHECK(transport->get_write_buffer_limits() == std::pair<std::size_t, std::size_t>{128 * 1024, 512 * 1024});
         auto& tls = dynamic_cast<aio::SSLTransport&>(*transport);
         CHECK(tls.get_read_buffer_limits() == std::pair<std::size_t, std::size_t>{64 * 1024, 256 * 1024});
@@ -466,8 +469,7 @@ TEST_CASE("tls: one large write pauses and resumes writing once, at asyncio's TL
         CHECK(rec->paused == 1);
         CHECK(rec->resumed == 1);
         transport->close();
-        std::function<bool()> lost = [&] { return rec->lost(); };
-        co_await test::until(lost);
+        co_await until_lost(rec);
         srv.server->close();
       }(),
       60.0);
@@ -558,20 +560,16 @@ TEST_CASE("tls: a peer that never answers close_notify cannot hold the connectio
           return rec;
         };
         TlsServer srv = co_await start_echo_server(*loop, server_ctx.get(), factory_server);
-        aio::ConnectOptions options;
-        options.ssl = client_ctx.get();
-        options.server_hostname = "localhost";
+        aio::ConnectOptions options = tls_options(client_ctx.get());
         options.ssl_shutdown_timeout = 0.5;
         auto rec = std::make_shared<Recorder>();
-        aio::ProtocolFactory factory = [rec] { return rec; };
-        auto [transport, protocol] = co_await loop->create_connection(factory, "127.0.0.1", srv.port, options);
+        std::shared_ptr<aio::Transport> transport = co_await connect(*loop, srv.port, options, rec);
         std::function<bool()> some = [&] { return !rec->data.empty(); };
         co_await test::until(some);
         transport->close();
         std::size_t at_close = rec->data.size();
         auto start = std::chrono::steady_clock::now();
-        std::function<bool()> lost = [&] { return rec->lost(); };
-        co_await test::until(lost, 5.0);
+        co_await until_lost(rec, 5.0);
         double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         CHECK(took >= 0.4);
         CHECK(took < 3.0);
@@ -600,18 +598,14 @@ TEST_CASE("tls: close() while reading is paused still ends the connection (58)")
           return rec;
         };
         TlsServer srv = co_await start_echo_server(*loop, server_ctx.get(), talker);
-        aio::ConnectOptions options;
-        options.ssl = client_ctx.get();
-        options.server_hostname = "localhost";
+        aio::ConnectOptions options = tls_options(client_ctx.get());
         auto rec = std::make_shared<Recorder>();
         rec->on_made = [](aio::Transport& t) { t.pause_reading(); };
-        aio::ProtocolFactory factory = [rec] { return rec; };
-        auto [transport, protocol] = co_await loop->create_connection(factory, "127.0.0.1", srv.port, options);
+        std::shared_ptr<aio::Transport> transport = co_await connect(*loop, srv.port, options, rec);
         co_await aio::sleep(0.2);  // the data and the close_notify arrive, and wait
         CHECK(rec->data.empty());  // paused: nothing delivered, even what is decrypted
         transport->close();
-        std::function<bool()> lost = [&] { return rec->lost(); };
-        co_await test::until(lost, 10.0);
+        co_await until_lost(rec, 10.0);
         CHECK(rec->events == std::vector<std::string>{"made", "eof", "lost"});
         srv.server->close();
       }(),
@@ -634,9 +628,7 @@ TEST_CASE("tls: a reset underneath makes is_closing() true and drain() raise (60
           return rec;
         };
         TlsServer srv = co_await start_echo_server(*loop, server_ctx.get(), aborting);
-        aio::ConnectOptions options;
-        options.ssl = client_ctx.get();
-        options.server_hostname = "localhost";
+        aio::ConnectOptions options = tls_options(client_ctx.get());
         auto [reader, writer] = co_await aio::open_connection("127.0.0.1", srv.port, options);
         std::string chunk = pattern(256 * 1024);
         bool raised = false;
@@ -669,16 +661,12 @@ TEST_CASE("tls: a TLS 1.3 server that wants a client certificate fails the first
       *loop,
       [&]() -> aio::Task<void> {
         TlsServer srv = co_await start_echo_server(*loop, server_ctx.get());
-        aio::ConnectOptions options;
-        options.ssl = client_ctx.get();
-        options.server_hostname = "localhost";
+        aio::ConnectOptions options = tls_options(client_ctx.get());
         auto rec = std::make_shared<Recorder>();
-        aio::ProtocolFactory factory = [rec] { return rec; };
-        auto [transport, protocol] = co_await loop->create_connection(factory, "127.0.0.1", srv.port, options);
+        std::shared_ptr<aio::Transport> transport = co_await connect(*loop, srv.port, options, rec);
         CHECK(rec->events.front() == "made");  // the client's handshake was done
         transport->write("hello");
-        std::function<bool()> lost = [&] { return rec->lost(); };
-        co_await test::until(lost);
+        co_await until_lost(rec);
         REQUIRE(rec->error);
         CHECK_THROWS_AS(std::rethrow_exception(rec->error), aio::SSLError);
         // With the client certificate it works.
@@ -826,12 +814,9 @@ TEST_CASE("tls: sendfile over a TLS transport goes through the fallback, byte fo
         auto sink = std::make_shared<Recorder>();
         aio::ProtocolFactory collecting = [sink] { return sink; };
         TlsServer srv = co_await start_echo_server(*loop, server_ctx.get(), collecting);
-        aio::ConnectOptions options;
-        options.ssl = client_ctx.get();
-        options.server_hostname = "localhost";
+        aio::ConnectOptions options = tls_options(client_ctx.get());
         auto rec = std::make_shared<Recorder>();
-        aio::ProtocolFactory factory = [rec] { return rec; };
-        auto [transport, protocol] = co_await loop->create_connection(factory, "127.0.0.1", srv.port, options);
+        std::shared_ptr<aio::Transport> transport = co_await connect(*loop, srv.port, options, rec);
         transport->write("head:");
         auto refused = loop->sendfile(*transport, file.fd, 0, std::nullopt, false);
         CHECK_THROWS_AS(co_await std::move(refused), aio::SendfileNotAvailableError);
@@ -843,8 +828,7 @@ TEST_CASE("tls: sendfile over a TLS transport goes through the fallback, byte fo
         co_await test::until(all, 20.0);
         CHECK(sink->data == "head:" + content + ":tail");
         transport->close();
-        std::function<bool()> lost = [&] { return rec->lost(); };
-        co_await test::until(lost);
+        co_await until_lost(rec);
         srv.server->close();
       }(),
       30.0);
