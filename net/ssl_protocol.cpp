@@ -490,6 +490,10 @@ void SSLProtocol::writelines(std::span<const std::string_view> lines) {
     if (++dropped_writes_ >= connlost_writes_before_warning) log(LogLevel::warning, "SSL connection is closed");
     return;
   }
+  // The connection is going underneath (a reset): is_closing() says so and
+  // drain() raises; writes meanwhile are dropped without a word (contract 60).
+  auto transport = transport_.lock();
+  if (!transport || transport->is_closing()) return;
   try {
     for (std::string_view data : lines) {
       // Straight from the caller's memory when nothing waits before it;
