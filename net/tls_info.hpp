@@ -1,0 +1,26 @@
+// Which OpenSSL the library's TLS layer uses: the version it was compiled
+// against and the one loaded at run time (aio-info prints both). The same
+// API whether or not the build has TLS, so that callers need no #if.
+#pragma once
+
+#include <optional>
+#include <string>
+
+namespace aio {
+
+// OpenSSL's own version texts, as `openssl version` prints them
+// ("OpenSSL 3.0.19 27 Jan 2026").
+struct TlsLibraryInfo {
+  // OPENSSL_VERSION_TEXT of the headers the library was compiled with.
+  std::string built_with;
+  // OpenSSL_version(OPENSSL_VERSION) of the libcrypto in this process: the
+  // shared library found at run time, which may be newer than the headers;
+  // the same as built_with where OpenSSL is linked statically (Windows).
+  std::string running;
+};
+
+// The OpenSSL of this build, or std::nullopt when it was built without TLS
+// (Meson option tls disabled, or no OpenSSL 1.1.1 or later found).
+std::optional<TlsLibraryInfo> tls_library_info();
+
+}  // namespace aio
