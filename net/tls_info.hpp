@@ -1,9 +1,7 @@
 // Which OpenSSL the library's TLS layer uses: the version it was compiled
-// against and the one loaded at run time (aio-info prints both). The same
-// API whether or not the build has TLS, so that callers need no #if.
+// against and the one loaded at run time (aio-info prints both).
 #pragma once
 
-#include <optional>
 #include <string>
 
 namespace aio {
@@ -19,8 +17,6 @@ struct TlsLibraryInfo {
   std::string running;
 };
 
-// The OpenSSL of this build, or std::nullopt when it was built without TLS
-// (Meson option tls disabled, or no OpenSSL 1.1.1 or later found).
-std::optional<TlsLibraryInfo> tls_library_info();
+TlsLibraryInfo tls_library_info();
 
 }  // namespace aio

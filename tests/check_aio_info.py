@@ -2,14 +2,13 @@
 """aio-info's report against what the build says it compiled.
 
     check_aio_info.py AIO_INFO [--wrapper PROGRAM] --compiled B1,B2,... --default B
-                      --tls VERSION|none
+                      --tls VERSION
 
 Runs `aio-info --json`: the compiled and usable backends must be exactly
 those Meson built (every one works on this machine), the default must be
 --default, and AIO_BACKEND must select each of them in turn. An unknown
 AIO_BACKEND must fail with a message naming the usable backends. The
-OpenSSL it reports must be the one Meson found (--tls, its version), or
-none when Meson built without TLS.
+OpenSSL it reports must be the one Meson found (--tls, its version).
 Exit code 0 on success.
 """
 import argparse
@@ -80,10 +79,6 @@ def check_tls(args, info):
     (the Windows build: args.wrapper); the text output names both."""
     tls = info.get("tls", "missing")
     text = run(args, None, json_output=False).stdout
-    if args.tls == "none":
-        if tls is not None or "tls:       none (built without OpenSSL)" not in text:
-            sys.exit(f"tls: built without OpenSSL, but aio-info says {tls!r} / {text!r}")
-        return "no TLS"
     if not isinstance(tls, dict):
         sys.exit(f"tls: Meson found OpenSSL {args.tls}, but aio-info says {tls!r}")
     built, running = tls.get("built_with", ""), tls.get("running", "")
@@ -102,7 +97,7 @@ def main():
     parser.add_argument("--wrapper")
     parser.add_argument("--compiled", required=True)
     parser.add_argument("--default", required=True)
-    parser.add_argument("--tls", required=True, help="the OpenSSL version Meson found, or none")
+    parser.add_argument("--tls", required=True, help="the OpenSSL version Meson found")
     args = parser.parse_args()
     compiled = args.compiled.split(",")
 

@@ -52,8 +52,7 @@ int main(int argc, char** argv) {
           {"selected", selected},
           {"child_watcher", aio::child_watcher()},
           {"AIO_BACKEND", env ? nlohmann::json(env) : nlohmann::json(nullptr)},
-          {"tls",
-           tls ? nlohmann::json{{"built_with", tls->built_with}, {"running", tls->running}} : nlohmann::json(nullptr)},
+          {"tls", nlohmann::json{{"built_with", tls.built_with}, {"running", tls.running}}},
       };
       std::cout << out.dump() << '\n';
     } else {
@@ -67,10 +66,7 @@ int main(int argc, char** argv) {
                 << "children:  " << aio::child_watcher()
                 << (forced_watcher && *forced_watcher ? " (AIO_CHILD_WATCHER)" : " (how subprocess exits are watched)")
                 << '\n';
-      if (tls)
-        std::cout << "tls built: " << tls->built_with << '\n' << "tls runs:  " << tls->running << '\n';
-      else
-        std::cout << "tls:       none (built without OpenSSL)\n";
+      std::cout << "tls built: " << tls.built_with << '\n' << "tls runs:  " << tls.running << '\n';
     }
   } catch (const std::exception& e) {
     std::cerr << "aio-info: " << e.what() << '\n';

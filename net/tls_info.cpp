@@ -1,4 +1,4 @@
-// tls_library_info() of a build with OpenSSL (net/tls_info.hpp).
+// tls_library_info() (net/tls_info.hpp).
 #include <net/tls_info.hpp>
 
 #include <openssl/crypto.h>
@@ -6,7 +6,7 @@
 
 namespace aio {
 
-std::optional<TlsLibraryInfo> tls_library_info() {
+TlsLibraryInfo tls_library_info() {
   return TlsLibraryInfo{OPENSSL_VERSION_TEXT, OpenSSL_version(OPENSSL_VERSION)};
 }
 
