@@ -856,3 +856,30 @@ TEST_CASE("tls: a TLS transport kept past its loop: using it is a clear error, r
   CHECK_THROWS_AS(kept->abort(), std::runtime_error);
   kept.reset();
 }
+
+TEST_CASE("tls: a TLS client against a plain-text server that speaks first fails fast with SSLError (63)") {
+  auto loop = make_loop();
+  auto client_ctx = client_context();
+  test::run(*loop, [&]() -> aio::Task<void> {
+    aio::ProtocolFactory banner = [] {
+      auto rec = std::make_shared<Recorder>();
+      rec->on_made = [](aio::Transport& t) { t.write("220 smtp.example ESMTP ready\r\n"); };
+      return rec;
+    };
+    auto server = co_await loop->create_server(banner, "127.0.0.1", 0);
+    int port = server->sockets().front().getsockname().port();
+    auto start = std::chrono::steady_clock::now();
+    auto rec = std::make_shared<Recorder>();
+    try {
+      co_await connect(*loop, port, tls_options(client_ctx.get()), rec);
+      FAIL("the handshake succeeded");
+    } catch (const aio::SSLError& e) {
+      CHECK(e.reason() == "WRONG_VERSION_NUMBER");
+      CHECK(std::string(e.what()).find("[SSL: WRONG_VERSION_NUMBER]") != std::string::npos);
+    }
+    CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(1));
+    CHECK(rec->events.empty());  // connection_made never ran
+    server->close();
+  }());
+  loop->close();
+}
