@@ -10,13 +10,12 @@
 #include <net/ssl_protocol.hpp>
 #include <net/streams.hpp>
 #include <net/transports.hpp>
+#include <process/process.hpp>
 
 #include "support.hpp"
 
-#ifdef _WIN32
-#include <winsock2.h>
-#else
-#include <sys/socket.h>
+#ifndef _WIN32
+#include <unistd.h>
 #endif
 
 #include <any>
@@ -882,4 +881,67 @@ TEST_CASE("tls: a TLS client against a plain-text server that speaks first fails
     server->close();
   }());
   loop->close();
+}
+
+TEST_CASE("tls: as a TLS 1.2 client, a renegotiation the server starts completes unnoticed (53)") {
+#ifdef _WIN32
+  test::skip("needs the openssl command as the peer, which runs natively only");
+  return;
+#else
+  if (access("/usr/bin/openssl", X_OK) != 0) {
+    test::skip("needs /usr/bin/openssl as the peer");
+    return;
+  }
+  auto loop = make_loop();
+  auto client_ctx = client_context();
+  test::run(
+      *loop,
+      [&]() -> aio::Task<void> {
+        aio::ProcessOptions options;
+        options.stdin_ = aio::PIPE;
+        options.stdout_ = aio::PIPE;
+        options.stderr_ = aio::Stdio::devnull();
+        std::vector<std::string> args = {"s_server",      "-accept", "127.0.0.1:0", "-cert", cert("srv.pem"), "-key",
+                                         cert("srv.key"), "-tls1_2", "-naccept",    "1",     "-msg"};
+        aio::Process server = co_await aio::create_subprocess_exec("/usr/bin/openssl", args, options);
+        int port = 0;
+        while (port == 0) {  // "ACCEPT 127.0.0.1:PORT"
+          std::string line = co_await server.stdout_->readline();
+          REQUIRE(!line.empty());
+          if (line.rfind("ACCEPT ", 0) == 0) port = std::stoi(line.substr(line.rfind(':') + 1));
+        }
+        // s_server's output (-msg) must keep flowing while the test runs.
+        std::string trace;
+        aio::Task<void> draining =
+            aio::get_running_loop().create_task([](aio::StreamReader out, std::string& into) -> aio::Task<void> {
+              for (;;) {
+                std::string chunk = co_await out.read(65536);
+                if (chunk.empty()) break;
+                into += chunk;
+              }
+            }(*server.stdout_, trace));
+        auto rec = std::make_shared<Recorder>();
+        auto transport = co_await connect(*loop, port, tls_options(client_ctx.get()), rec);
+        server.stdin_->write("first\n");
+        std::function<bool()> first = [&] { return rec->data == "first\n"; };
+        co_await test::until(first);
+        server.stdin_->write("r\n");  // s_server: renegotiate (a HelloRequest)
+        co_await aio::sleep(0.5);
+        server.stdin_->write("second\n");
+        std::function<bool()> second = [&] { return rec->data == "first\nsecond\n"; };
+        co_await test::until(second);
+        transport->write("still here\n");
+        std::function<bool()> echoed_trace = [&] { return trace.find("still here") != std::string::npos; };
+        co_await test::until(echoed_trace);
+        CHECK(trace.find("HelloRequest") != std::string::npos);
+        transport->close();
+        co_await until_lost(rec);
+        CHECK(rec->error == nullptr);
+        server.stdin_->close();
+        co_await server.wait();
+        co_await draining;
+      }(),
+      20.0);
+  loop->close();
+#endif
 }
