@@ -256,6 +256,7 @@ void SSLProtocol::connection_lost(std::exception_ptr error) {
   }
   state_ = State::unwrapped;
   transport_.reset();
+  held_.reset();
   cancel_timers();
 }
 
@@ -722,10 +723,16 @@ void SSLProtocol::control_ssl_reading() {
   auto transport = transport_.lock();
   if (!transport) return;
   int change = read_flow_.crossed(get_read_buffer_size());
-  if (change > 0)
+  if (change > 0) {
+    // Paused by this layer, with nothing left to send, the transport
+    // underneath has no I/O to keep it alive, and the application may hold
+    // only a reference: the layer holds it until reading resumes.
+    held_ = transport;
     transport->pause_reading();
-  else if (change < 0)
+  } else if (change < 0) {
     transport->resume_reading();
+    held_.reset();
+  }
 }
 
 // ---- The rest of the application's transport ---------------------------------

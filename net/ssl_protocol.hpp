@@ -9,8 +9,10 @@
 // share no name. Ownership runs one way, so that no cycle outlives a loop
 // closed with the connection still open (asyncio has its garbage
 // collector): the transport underneath owns the layer as its protocol, the
-// layer only refers to it (weakly), and what the application holds (handle())
-// owns the transport underneath while pointing at the layer.
+// layer only refers to it (weakly; strongly only while the layer's read flow
+// control has paused it, when no I/O of its own keeps it), and what the
+// application holds (handle()) owns the transport underneath while pointing
+// at the layer.
 //
 // States, as asyncio's, with checked transitions:
 //   unwrapped -> do_handshake -> wrapped -> flushing -> shutdown
@@ -160,6 +162,7 @@ class SSLProtocol final : public SSLTransport, public Protocol, public std::enab
   bio_st* incoming_ = nullptr;  // owned by ssl_
   bio_st* outgoing_ = nullptr;
   std::weak_ptr<Transport> transport_;  // the transport underneath, until connection_lost
+  std::shared_ptr<Transport> held_;     // and owned while this layer has paused its reading
   State state_ = State::unwrapped;
   AppState app_state_;
   std::deque<std::string> backlog_;  // plain text not yet taken by SSL_write, oldest first
