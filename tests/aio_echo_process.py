@@ -1,8 +1,8 @@
 """aio-echo as a child process, for the interop tests.
 
-The command line of both interop scripts is
+The command line of the interop scripts is
 
-    SCRIPT AIO_ECHO [--wrapper PROGRAM] [script options]
+    SCRIPT [ROLE] AIO_ECHO [--wrapper PROGRAM] [script options]
 
 where --wrapper runs a cross-built aio-echo (e.g. wine for aio-echo.exe).
 aio-echo picks its backend from AIO_BACKEND, inherited from the test.
@@ -14,11 +14,17 @@ import re
 import sys
 
 
-def argument_parser(description):
-    parser = argparse.ArgumentParser(description=description)
+def add_echo_arguments(parser, modes=None):
+    """AIO_ECHO and --wrapper; --mode too if `modes` lists the allowed ones (the first is the default)."""
     parser.add_argument("echo", help="the aio-echo executable")
     parser.add_argument("--wrapper", help="program that runs aio-echo (e.g. wine)")
+    if modes:
+        parser.add_argument("--mode", default=modes[0], choices=modes)
     return parser
+
+
+def argument_parser(description):
+    return add_echo_arguments(argparse.ArgumentParser(description=description))
 
 
 @contextlib.asynccontextmanager

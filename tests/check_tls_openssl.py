@@ -47,7 +47,7 @@ import shutil
 import ssl
 import sys
 
-from aio_echo_process import running_echo
+from aio_echo_process import add_echo_arguments, running_echo
 
 STEP = 10.0  # bound on each step of a case, in seconds
 
@@ -331,9 +331,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     roles = parser.add_subparsers(dest="role", required=True)
     server = roles.add_parser("server", help="openssl s_client against aio-echo --tls")
-    server.add_argument("echo", help="the aio-echo executable")
-    server.add_argument("--wrapper", help="program that runs aio-echo (e.g. wine)")
-    server.add_argument("--mode", default="protocol", choices=["protocol", "buffered", "streams"])
+    add_echo_arguments(server, ["protocol", "buffered", "streams"])
     client = roles.add_parser("client", help="interop-client against openssl s_server and plain-text servers")
     client.add_argument("client", help="the interop-client executable")
     for role in (server, client):

@@ -35,7 +35,7 @@ import random
 import ssl
 import sys
 
-from aio_echo_process import running_echo
+from aio_echo_process import add_echo_arguments, running_echo
 
 CHUNK = 128 * 1024  # larger than a TLS record (16 KiB): writes span records
 VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
@@ -186,9 +186,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     roles = parser.add_subparsers(dest="role", required=True)
     echo = roles.add_parser("echo", help="Python clients against aio-echo --tls")
-    echo.add_argument("echo", help="the aio-echo executable")
-    echo.add_argument("--wrapper", help="program that runs aio-echo (e.g. wine)")
-    echo.add_argument("--mode", default="protocol", choices=["protocol", "buffered", "streams"])
+    add_echo_arguments(echo, ["protocol", "buffered", "streams"])
     echo.add_argument("--clients", default="1,25", type=lambda s: [int(n) for n in s.split(",")],
                       help="rounds of clients at once sharing --size, one round after the other (default 1,25)")
     client = roles.add_parser("client", help="interop-client against a Python TLS echo server")
