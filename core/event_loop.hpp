@@ -52,7 +52,8 @@ class SubprocessProtocol;
 struct SubprocessOptions;  // process/subprocess.hpp
 class DatagramProtocol;
 class DatagramTransport;
-class Server;  // net/server.hpp
+class Server;      // net/server.hpp
+class SSLContext;  // net/ssl.hpp
 class EventLoop;
 namespace detail {
 class SignalTable;  // core/signals.hpp
@@ -89,6 +90,16 @@ struct ServerOptions {
   bool reuse_port = false;
   bool keep_alive = false;
   bool start_serving = true;
+  // TLS: a server context (create_default_context(Purpose::client_auth) with
+  // load_cert_chain), kept alive by the server. Each connection's protocol
+  // gets connection_made once its handshake is done; a connection whose
+  // handshake fails is closed quietly (SSLError is an OS error).
+  SSLContext* ssl = nullptr;
+  // Seconds, > 0; only with ssl (std::invalid_argument otherwise). Defaults
+  // 60 and 30, as asyncio's: how long a handshake may take, and how long
+  // close() waits for the peer's close_notify before aborting.
+  std::optional<double> ssl_handshake_timeout = std::nullopt;
+  std::optional<double> ssl_shutdown_timeout = std::nullopt;
 };
 
 // create_unix_server's keyword arguments.
@@ -98,6 +109,36 @@ struct UnixServerOptions {
   // Remove the socket file when the server closes, unless another socket
   // has replaced it meanwhile.
   bool cleanup_socket = true;
+  // TLS, as ServerOptions.
+  SSLContext* ssl = nullptr;
+  std::optional<double> ssl_handshake_timeout = std::nullopt;
+  std::optional<double> ssl_shutdown_timeout = std::nullopt;
+};
+
+// start_tls's keyword arguments: which side of the handshake to run, and
+// as SSLOptions.
+struct StartTLSOptions {
+  bool server_side = false;
+  std::optional<std::string_view> server_hostname = std::nullopt;
+  std::optional<double> ssl_handshake_timeout = std::nullopt;
+  std::optional<double> ssl_shutdown_timeout = std::nullopt;
+};
+
+// The TLS keyword arguments of the calls that take a socket or a path
+// rather than a host (asyncio's ssl, server_hostname,
+// ssl_handshake_timeout, ssl_shutdown_timeout). `ssl`: a client context for
+// create_connection and create_unix_connection, a server one for
+// connect_accepted_socket (which then makes the server side of the
+// handshake). server_hostname is what the server's certificate is checked
+// against (and the SNI sent, unless an address); a client whose context
+// checks host names must give one here, as there is no host to default to.
+// Each of the others only with ssl; timeouts > 0. Everything else is a
+// std::invalid_argument naming the argument.
+struct SSLOptions {
+  SSLContext* ssl = nullptr;
+  std::optional<std::string_view> server_hostname = std::nullopt;
+  std::optional<double> ssl_handshake_timeout = std::nullopt;
+  std::optional<double> ssl_shutdown_timeout = std::nullopt;
 };
 
 // create_connection's keyword arguments.
@@ -117,6 +158,17 @@ struct ConnectOptions {
   // happy_eyeballs_delay, else 0.
   std::optional<int> interleave = std::nullopt;
   bool all_errors = false;  // on failure throw ConnectionErrors with every attempt's error
+  // TLS: a client context (create_default_context()); the call then returns
+  // once the handshake is done, with an SSLTransport (net/transports.hpp),
+  // or fails with the handshake's error (SSLError, SSLCertVerificationError
+  // for a certificate that does not verify or does not match the name).
+  SSLContext* ssl = nullptr;
+  // What the certificate is checked against and the SNI sent (none for an
+  // address, RFC 6066): default `host`. Only with ssl.
+  std::optional<std::string_view> server_hostname = std::nullopt;
+  // Seconds, > 0, only with ssl: as ServerOptions.
+  std::optional<double> ssl_handshake_timeout = std::nullopt;
+  std::optional<double> ssl_shutdown_timeout = std::nullopt;
 };
 
 // A host and a port, as asyncio's (host, port) address tuples. The host is
@@ -462,8 +514,10 @@ class EventLoop {
   // transport with a new protocol from `factory`; returns once
   // connection_made has run. std::invalid_argument for a socket that is not
   // a connected stream socket or a factory that makes no stream protocol.
+  // With options.ssl (a server context) the server side of a TLS handshake
+  // runs first, and the transport returned is an SSLTransport.
   Task<std::pair<std::shared_ptr<Transport>, std::shared_ptr<BaseProtocol>>> connect_accepted_socket(
-      ProtocolFactory factory, Socket sock);
+      ProtocolFactory factory, Socket sock, SSLOptions options = {});
 
   // Opens a TCP connection to the first address of `host` that accepts it
   // (host names are resolved on the executor; see ConnectOptions for Happy
@@ -475,9 +529,10 @@ class EventLoop {
   // with all_errors).
   Task<std::pair<std::shared_ptr<Transport>, std::shared_ptr<BaseProtocol>>> create_connection(
       ProtocolFactory factory, std::string host, int port, ConnectOptions options = {});
-  // With an already connected socket.
+  // With an already connected socket (TLS with options.ssl).
   Task<std::pair<std::shared_ptr<Transport>, std::shared_ptr<BaseProtocol>>> create_connection(ProtocolFactory factory,
-                                                                                               Socket sock);
+                                                                                               Socket sock,
+                                                                                               SSLOptions options = {});
 
   // A TCP server listening on `host` (empty: every interface, one socket per
   // family) or on each of `hosts`, at `port` (0: any free port). Each
@@ -500,10 +555,10 @@ class EventLoop {
   Task<std::shared_ptr<Server>> create_unix_server(ProtocolFactory factory, Socket sock,
                                                    UnixServerOptions options = {});
   Task<std::pair<std::shared_ptr<Transport>, std::shared_ptr<BaseProtocol>>> create_unix_connection(
-      ProtocolFactory factory, std::string path);
+      ProtocolFactory factory, std::string path, SSLOptions options = {});
   // With an already connected AF_UNIX stream socket.
   Task<std::pair<std::shared_ptr<Transport>, std::shared_ptr<BaseProtocol>>> create_unix_connection(
-      ProtocolFactory factory, Socket sock);
+      ProtocolFactory factory, Socket sock, SSLOptions options = {});
   // A datagram endpoint (UDP; Unix datagram sockets on POSIX) whose
   // protocol, from `factory`, must be a DatagramProtocol; returns (transport,
   // protocol) once connection_made ran. The socket binds to local_addr and
@@ -533,7 +588,9 @@ class EventLoop {
   // where sock_sendfile would. Otherwise SendfileNotAvailableError, or, with
   // `fallback`, the file is read in 256 KiB chunks written through the
   // transport, waiting while its buffer is above the high-water mark, and
-  // the call returns once the buffer is flushed.
+  // the call returns once the buffer is flushed. A TLS transport sends
+  // through that fallback only (SendfileNotAvailableError without it), as
+  // asyncio's, with the protocol's writing callbacks held back meanwhile.
   //
   // While it runs, reading is paused (and resumed afterwards if it was on),
   // write() and writelines() throw std::runtime_error("unable to write;
@@ -545,6 +602,19 @@ class EventLoop {
   // transport of this library, or in a sendfile already; bad arguments are
   // std::invalid_argument as for sock_sendfile. The transport is kept alive
   // from the start of the call to its end.
+  // Upgrades a live connection to TLS (asyncio's start_tls): the handshake
+  // runs over `transport`, and `protocol` (a Protocol or BufferedProtocol;
+  // usually the one the connection had) receives the decrypted stream from
+  // the SSLTransport returned, without a second connection_made. Bytes the
+  // transport already has in flight go to TLS, none to the old protocol.
+  // The plain transport must not be used afterwards. `transport` must be a
+  // socket transport of this library or a TLS one (TLS over TLS);
+  // std::invalid_argument for a pipe transport, a null context, or the
+  // option errors of SSLOptions. A failed or cancelled handshake closes
+  // `transport` and throws.
+  Task<std::shared_ptr<Transport>> start_tls(Transport& transport, std::shared_ptr<BaseProtocol> protocol,
+                                             SSLContext* sslcontext, StartTLSOptions options = {});
+
   Task<std::size_t> sendfile(Transport& transport, int file, std::size_t offset = 0,
                              std::optional<std::size_t> count = std::nullopt, bool fallback = true);
 

@@ -4,6 +4,7 @@
 #include <net/dns.hpp>
 #include <net/server.hpp>
 #include <net/sock_ops.hpp>
+#include <net/ssl_protocol.hpp>
 
 #ifdef _WIN32
 #include <winsock2.h>
@@ -24,14 +25,22 @@ namespace {
 
 // The Server over bound sockets, serving unless told not to.
 Task<std::shared_ptr<Server>> open_server(EventLoop& loop, ProtocolFactory factory, std::vector<Socket> sockets,
-                                          int backlog, bool start_serving,
+                                          int backlog, bool start_serving, std::optional<detail::SSLSettings> tls,
                                           std::vector<detail::UnixSocketFile> socket_files = {}) {
   if (!factory) throw std::invalid_argument("create_server: the protocol factory is empty");
   if (backlog < 1) throw std::invalid_argument("create_server: backlog must be >= 1");
-  auto server =
-      std::make_shared<Server>(loop, std::move(factory), std::move(sockets), backlog, std::move(socket_files));
+  std::shared_ptr<const detail::SSLSettings> shared_tls;
+  if (tls) shared_tls = std::make_shared<const detail::SSLSettings>(std::move(*tls));
+  auto server = std::make_shared<Server>(loop, std::move(factory), std::move(sockets), backlog, std::move(socket_files),
+                                         std::move(shared_tls));
   if (start_serving) co_await server->start_serving();
   co_return server;
+}
+
+template <class Options>
+std::optional<detail::SSLSettings> server_tls(const char* method, const Options& options) {
+  return detail::ssl_settings(method, options.ssl, true, std::nullopt, options.ssl_handshake_timeout,
+                              options.ssl_shutdown_timeout);
 }
 
 }  // namespace
@@ -45,6 +54,7 @@ Task<std::shared_ptr<Server>> EventLoop::create_server(ProtocolFactory factory, 
                                                        int port, ServerOptions options) {
   detail::check_port(port, "create_server");
   if (options.reuse_port) check_reuse_port("create_server");
+  auto tls = server_tls("create_server", options);
   if (hosts.empty()) hosts.emplace_back();
   std::vector<AddrInfo> infos;
   for (const std::string& host : hosts) {
@@ -71,19 +81,23 @@ Task<std::shared_ptr<Server>> EventLoop::create_server(ProtocolFactory factory, 
     }
     sockets.push_back(std::move(sock));
   }
-  co_return co_await open_server(*this, std::move(factory), std::move(sockets), options.backlog, options.start_serving);
+  co_return co_await open_server(*this, std::move(factory), std::move(sockets), options.backlog, options.start_serving,
+                                 std::move(tls));
 }
 
 Task<std::shared_ptr<Server>> EventLoop::create_server(ProtocolFactory factory, Socket sock, ServerOptions options) {
   detail::check_stream_socket(sock, AF_UNSPEC, "create_server");
+  auto tls = server_tls("create_server", options);
   std::vector<Socket> sockets;
   sockets.push_back(std::move(sock));
-  co_return co_await open_server(*this, std::move(factory), std::move(sockets), options.backlog, options.start_serving);
+  co_return co_await open_server(*this, std::move(factory), std::move(sockets), options.backlog, options.start_serving,
+                                 std::move(tls));
 }
 
 Task<std::shared_ptr<Server>> EventLoop::create_unix_server(ProtocolFactory factory, std::string path,
                                                             UnixServerOptions options) {
   SocketAddress address = SocketAddress::unix_path(path);  // validates the path
+  server_tls("create_unix_server", options);               // before touching the file system
   detail::remove_stale_unix_socket(path);
   Socket sock = Socket::create(AF_UNIX, SOCK_STREAM);
   try {
@@ -99,12 +113,13 @@ Task<std::shared_ptr<Server>> EventLoop::create_unix_server(ProtocolFactory fact
 Task<std::shared_ptr<Server>> EventLoop::create_unix_server(ProtocolFactory factory, Socket sock,
                                                             UnixServerOptions options) {
   detail::check_stream_socket(sock, AF_UNIX, "create_unix_server");
+  auto tls = server_tls("create_unix_server", options);
   std::vector<detail::UnixSocketFile> files;
   if (options.cleanup_socket) files.push_back(detail::UnixSocketFile::record(sock.getsockname()));
   std::vector<Socket> sockets;
   sockets.push_back(std::move(sock));
   co_return co_await open_server(*this, std::move(factory), std::move(sockets), options.backlog, options.start_serving,
-                                 std::move(files));
+                                 std::move(tls), std::move(files));
 }
 
 }  // namespace aio

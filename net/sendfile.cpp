@@ -7,6 +7,7 @@
 #include <net/loop_access.hpp>
 #include <net/sock_ops.hpp>
 #include <net/socket.hpp>
+#include <net/ssl_protocol.hpp>
 #include <net/stream_transport.hpp>
 
 #ifdef _WIN32
@@ -42,6 +43,25 @@ bool check_file(int file, std::size_t offset, std::optional<std::size_t> count, 
   return detail::is_regular_file(file, method);
 }
 
+// The fallback reads from `offset` on: a regular file is positioned there;
+// anything else can only be read from where it is.
+void start_reading(int file, bool regular, std::uint64_t offset, const char* method) {
+  if (regular)
+    detail::seek_file(file, offset);
+  else if (offset != 0)
+    throw std::invalid_argument(std::string(method) +
+                                ": offset must be 0 for a file that cannot seek (not a regular file)");
+}
+
+// The fallback's next chunk of `file`, `sent` bytes in: empty at the end of
+// the file or of `count`.
+std::string next_chunk(int file, std::optional<std::size_t> count, std::size_t sent) {
+  std::size_t want = count ? std::min(fallback_chunk, *count - sent) : fallback_chunk;
+  std::string chunk(want, '\0');
+  if (want) chunk.resize(detail::read_file(file, chunk.data(), want));
+  return chunk;
+}
+
 // Sends natively (EventLoop::sendfile_native) until `count` bytes (or the
 // rest of the file) went, counting them in `sent`. SendfileNotAvailableError
 // when the loop cannot, or the OS refuses before the first byte. With a
@@ -56,8 +76,8 @@ Task<void> send_native(EventLoop& loop, fd_t sock, int file, bool regular, std::
     if (transport) transport->sendfile_check_open();
     std::size_t n = 0;
     try {
-      n = co_await detail::LoopAccess::sendfile_native(loop, sock, file, offset + sent, count ? *count - sent : SIZE_MAX,
-                                                  transport);
+      n = co_await detail::LoopAccess::sendfile_native(loop, sock, file, offset + sent,
+                                                       count ? *count - sent : SIZE_MAX, transport);
     } catch (const std::system_error& e) {
       if (transport) transport->sendfile_check_open();  // closing it is what failed the send
       if (sent == 0 && detail::sendfile_refused(e.code()))
@@ -76,17 +96,10 @@ Task<void> send_native(EventLoop& loop, fd_t sock, int file, bool regular, std::
 Task<void> send_fallback(EventLoop& loop, Socket* sock, detail::StreamTransport* transport, int file, bool regular,
                          std::uint64_t offset, std::optional<std::size_t> count, std::size_t& sent,
                          const char* method) {
-  if (regular)
-    detail::seek_file(file, offset);
-  else if (offset != 0)
-    throw std::invalid_argument(std::string(method) +
-                                ": offset must be 0 for a file that cannot seek (not a regular file)");
+  start_reading(file, regular, offset, method);
   for (;;) {
-    std::size_t want = count ? std::min(fallback_chunk, *count - sent) : fallback_chunk;
-    if (want == 0) break;
-    std::string chunk(want, '\0');
-    chunk.resize(detail::read_file(file, chunk.data(), want));
-    if (chunk.empty()) break;  // end of file
+    std::string chunk = next_chunk(file, count, sent);
+    if (chunk.empty()) break;  // end of file, or count reached
     std::size_t got = chunk.size();
     if (transport) {
       transport->sendfile_check_open();
@@ -144,9 +157,91 @@ Task<std::size_t> EventLoop::sock_sendfile(Socket& sock, int file, std::size_t o
   co_return co_await send_file(*this, &sock, nullptr, file, regular, offset, count, fallback, "sock_sendfile");
 }
 
+namespace {
+
+// asyncio's _SendfileFallbackProtocol: stands in for the protocol of a
+// transport that has no sendfile of its own (a TLS one) while the file goes
+// through write(), so that the sendfile, not the application, sees
+// pause_writing / resume_writing; the application's protocol gets them
+// afterwards if they are owed.
+struct FallbackProtocol final : Protocol {
+  explicit FallbackProtocol(std::shared_ptr<BaseProtocol> app) : app(std::move(app)) {}
+  std::shared_ptr<BaseProtocol> app;
+  Future<void> writable;  // pending while the transport is paused
+  bool paused = false;
+  bool lost = false;
+  std::exception_ptr lost_error;
+
+  void pause_writing() override {
+    paused = true;
+    writable = get_running_loop().create_future<void>();
+  }
+  void resume_writing() override {
+    paused = false;
+    if (writable && !writable.done()) writable.set_result();
+  }
+  void data_received(std::string_view) override {}  // reading is paused meanwhile
+  void connection_lost(std::exception_ptr error) override {
+    lost = true;
+    lost_error = error;
+    if (writable && !writable.done()) writable.set_result();
+    app->connection_lost(error);  // the connection was the application's
+  }
+  void check_open(Transport& transport) const {
+    if (lost_error) std::rethrow_exception(lost_error);
+    if (lost || transport.is_closing())
+      throw std::system_error(std::make_error_code(std::errc::connection_aborted), "sendfile: connection closed");
+  }
+};
+
+// The file, read in chunks and written through `transport`, waiting while
+// its buffer is above the high-water mark; returns how much was written.
+Task<std::size_t> sendfile_through(std::shared_ptr<Transport> transport, int file, bool regular, std::uint64_t offset,
+                                   std::optional<std::size_t> count) {
+  start_reading(file, regular, offset, "sendfile");
+  std::shared_ptr<BaseProtocol> app = transport->get_protocol();
+  auto stand_in = std::make_shared<FallbackProtocol>(app);
+  bool was_reading = transport->is_reading();
+  transport->pause_reading();
+  transport->set_protocol(stand_in);
+  std::size_t sent = 0;
+  std::exception_ptr error;
+  try {
+    for (;;) {
+      std::string chunk = next_chunk(file, count, sent);
+      if (chunk.empty()) break;  // end of file, or count reached
+      stand_in->check_open(*transport);
+      if (stand_in->paused) co_await stand_in->writable;
+      stand_in->check_open(*transport);
+      transport->write(chunk);
+      sent += chunk.size();
+    }
+  } catch (...) {
+    error = std::current_exception();
+  }
+  if (!stand_in->lost) {
+    transport->set_protocol(app);
+    if (was_reading) transport->resume_reading();
+    if (stand_in->paused) app->pause_writing();  // the application's turn to wait
+  }
+  if (regular) detail::seek_file(file, offset + sent);
+  if (error) std::rethrow_exception(error);
+  co_return sent;
+}
+
+}  // namespace
+
 Task<std::size_t> EventLoop::sendfile(Transport& transport, int file, std::size_t offset,
                                       std::optional<std::size_t> count, bool fallback) {
   auto* stream = dynamic_cast<detail::StreamTransport*>(&transport);
+  if (!stream && dynamic_cast<SSLTransport*>(&transport)) {
+    // A TLS transport encrypts what it sends: only the fallback can (as asyncio's).
+    if (transport.is_closing()) throw std::runtime_error("Transport is closing");
+    bool regular = check_file(file, offset, count, "sendfile");
+    if (!fallback) throw SendfileNotAvailableError("sendfile: a TLS transport has no native sendfile");
+    std::shared_ptr<Transport> shared = detail::share_transport(transport, "sendfile");
+    co_return co_await sendfile_through(std::move(shared), file, regular, offset, count);
+  }
   if (!stream) throw std::runtime_error("sendfile is not supported for this transport (not a stream transport)");
   if (stream->is_closing()) throw std::runtime_error("Transport is closing");
   bool regular = check_file(file, offset, count, "sendfile");

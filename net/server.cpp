@@ -5,6 +5,7 @@
 #include <core/tasks.hpp>
 #include <net/loop_access.hpp>
 #include <net/server.hpp>
+#include <net/ssl_protocol.hpp>
 
 #include <stdexcept>
 #include <system_error>
@@ -24,10 +25,11 @@ constexpr double accept_retry_delay = 1.0;  // asyncio's constants.ACCEPT_RETRY_
 }  // namespace
 
 Server::Server(EventLoop& loop, ProtocolFactory factory, std::vector<Socket> sockets, int backlog,
-               std::vector<detail::UnixSocketFile> socket_files)
+               std::vector<detail::UnixSocketFile> socket_files, std::shared_ptr<const detail::SSLSettings> tls)
     : loop_(loop),
       loop_ref_(loop),
       factory_(std::move(factory)),
+      tls_(std::move(tls)),
       sockets_(std::move(sockets)),
       socket_files_(std::move(socket_files)),
       backlog_(backlog) {}
@@ -145,6 +147,9 @@ void Server::attach(Socket conn) {
   try {
     protocol = factory_();
     if (!protocol) throw std::invalid_argument("the protocol factory returned null");
+    // The application's protocol sees the connection once the handshake
+    // is done; one that fails closes quietly (SSLError is an OS error).
+    if (tls_) protocol = std::make_shared<detail::SSLProtocol>(loop_, std::move(protocol), *tls_);
   } catch (...) {
     ExceptionContext context;
     context.message = "Error on transport creation for incoming connection";

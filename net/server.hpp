@@ -13,13 +13,16 @@ namespace aio {
 
 namespace detail {
 class StreamTransport;
-}
+struct SSLSettings;  // net/ssl_protocol.hpp
+}  // namespace detail
 
 class Server : public std::enable_shared_from_this<Server> {
  public:
   // `socket_files`: Unix socket files to remove when the server closes.
+  // `tls`: each connection runs the server side of a TLS handshake first.
   Server(EventLoop& loop, ProtocolFactory factory, std::vector<Socket> sockets, int backlog,
-         std::vector<detail::UnixSocketFile> socket_files = {});
+         std::vector<detail::UnixSocketFile> socket_files = {},
+         std::shared_ptr<const detail::SSLSettings> tls = nullptr);
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
   ~Server();
@@ -67,6 +70,7 @@ class Server : public std::enable_shared_from_this<Server> {
   EventLoop& loop_;
   detail::LoopRef loop_ref_;  // a server may outlive its loop: then it only closes its sockets
   ProtocolFactory factory_;
+  std::shared_ptr<const detail::SSLSettings> tls_;  // null: plain connections
   std::vector<Socket> sockets_;
   std::vector<detail::UnixSocketFile> socket_files_;
   int backlog_;

@@ -29,12 +29,20 @@ class StreamProtocol final : public Protocol, public std::enable_shared_from_thi
   StreamProtocol(StreamReader reader, ClientConnected client_connected)
       : reader_(std::move(reader)), client_connected_(std::move(client_connected)) {}
 
+  // Made by start_server (it has a client_connected callback): the
+  // server side of a connection.
+  bool serving() const noexcept { return static_cast<bool>(client_connected_); }
+
   void connection_made(Transport& transport) override;
   void data_received(std::string_view data) override { reader_.feed_data(data); }
   bool eof_received() override {
     reader_.feed_eof();
-    return true;  // the writer may still send (half-close)
+    // The writer may still send (half-close), except over TLS, which has
+    // none (and would warn that true has no effect there, as asyncio's).
+    return !over_ssl_;
   }
+  // The connection now runs over TLS (start_tls).
+  void set_over_ssl() noexcept { over_ssl_ = true; }
   void connection_lost(std::exception_ptr error) override;
   void pause_writing() override { paused_ = true; }
   void resume_writing() override {
@@ -73,6 +81,7 @@ class StreamProtocol final : public Protocol, public std::enable_shared_from_thi
   Future<void> closed_;
   std::vector<Future<void>> drainers_;
   bool paused_ = false;
+  bool over_ssl_ = false;
   bool lost_ = false;
   std::exception_ptr lost_error_;
 };

@@ -42,6 +42,7 @@ class StreamTransport : public TransportCore<Transport> {
   void write_eof() override;
   bool can_write_eof() const noexcept override { return direction_ != Direction::read; }
   void set_protocol(std::shared_ptr<BaseProtocol> protocol) override;
+  Direction direction() const noexcept { return direction_; }
 
   // ---- For EventLoop::sendfile (net/sendfile.cpp), one at a time ----
   // Between these, write() and writelines() throw std::runtime_error and the
@@ -94,7 +95,6 @@ class StreamTransport : public TransportCore<Transport> {
   // transport: with a BrokenPipe error if data was still waiting, else
   // cleanly.
   void on_reader_gone();
-  Direction direction() const noexcept { return direction_; }
 
  private:
   void call_connection_made() override;

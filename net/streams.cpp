@@ -1,5 +1,7 @@
 #include <core/log.hpp>
 #include <core/tasks.hpp>
+#include <net/ssl_protocol.hpp>
+#include <net/start_tls.hpp>
 #include <net/stream_protocol.hpp>
 #include <net/stream_transport.hpp>
 #include <net/streams.hpp>
@@ -49,10 +51,11 @@ struct ReaderState {
 void StreamProtocol::connection_made(Transport& transport) {
   loop_ = &get_running_loop();
   reader_.state_->transport = &transport;
+  over_ssl_ = transport.get_extra_info("sslcontext").has_value();
   closed_ = loop_->create_future<void>();
   if (!client_connected_) return;
-  // Our transports are StreamTransports: the writer shares ownership of it.
-  auto owner = dynamic_cast<StreamTransport&>(transport).shared_from_this();
+  // The writer shares ownership of the transport.
+  std::shared_ptr<Transport> owner = share_transport(transport, "start_server");
   StreamWriter writer(owner, shared_from_this(), reader_);
   auto task = loop_->create_task(client_connected_(reader_, writer));
   task.add_done_callback([owner](const AnyFuture& done) {
@@ -207,12 +210,34 @@ Task<std::string> StreamReader::readline() {
 
 StreamWriter::StreamWriter(std::shared_ptr<Transport> transport, std::shared_ptr<detail::StreamProtocol> protocol,
                            StreamReader reader)
-    : transport_(std::move(transport)), protocol_(std::move(protocol)), reader_(std::move(reader)) {}
+    : transport_(std::make_shared<std::shared_ptr<Transport>>(std::move(transport))),
+      protocol_(std::move(protocol)),
+      reader_(std::move(reader)) {}
 
 Task<void> StreamWriter::drain() {
   reader_.state_->check_error();
-  if (transport_->is_closing()) co_await sleep(0);  // let connection_lost run first, as asyncio
+  if (current().is_closing()) co_await sleep(0);  // let connection_lost run first, as asyncio
   co_await protocol_->drain_helper();
+}
+
+Task<void> StreamWriter::start_tls(SSLContext* sslcontext, std::optional<std::string_view> server_hostname,
+                                   std::optional<double> ssl_handshake_timeout,
+                                   std::optional<double> ssl_shutdown_timeout) {
+  StartTLSOptions options;
+  options.server_side = protocol_->serving();
+  options.server_hostname = server_hostname;
+  options.ssl_handshake_timeout = ssl_handshake_timeout;
+  options.ssl_shutdown_timeout = ssl_shutdown_timeout;
+  co_await drain();
+  // What the reader holds unread is the start of the TLS stream (contract 61).
+  std::string already_read;
+  already_read.swap(reader_.state_->buffer);
+  Task<std::shared_ptr<Transport>> upgrade =
+      detail::start_tls(get_running_loop(), current(), protocol_, sslcontext, options, std::move(already_read));
+  std::shared_ptr<Transport> tls = co_await std::move(upgrade);
+  *transport_ = tls;
+  reader_.state_->transport = tls.get();
+  protocol_->set_over_ssl();
 }
 
 Task<void> StreamWriter::wait_closed() { return protocol_->wait_closed(); }
@@ -248,9 +273,10 @@ Task<std::pair<StreamReader, StreamWriter>> open_connection(std::string host, in
   });
 }
 
-Task<std::pair<StreamReader, StreamWriter>> open_unix_connection(std::string path, std::size_t limit) {
-  return open_streams(limit, [path = std::move(path)](ProtocolFactory factory) {
-    return get_running_loop().create_unix_connection(std::move(factory), path);
+Task<std::pair<StreamReader, StreamWriter>> open_unix_connection(std::string path, SSLOptions options,
+                                                                 std::size_t limit) {
+  return open_streams(limit, [path = std::move(path), options](ProtocolFactory factory) {
+    return get_running_loop().create_unix_connection(std::move(factory), path, options);
   });
 }
 

@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -57,29 +58,40 @@ class StreamReader {
   std::shared_ptr<detail::ReaderState> state_;
 };
 
-// The writing half. A copyable handle to the transport.
+// The writing half. A copyable handle to the transport: copies share it,
+// including the TLS transport start_tls puts in its place.
 class StreamWriter {
  public:
-  void write(std::string_view data) { transport_->write(data); }
-  void writelines(std::span<const std::string_view> lines) { transport_->writelines(lines); }
-  void write_eof() { transport_->write_eof(); }
-  bool can_write_eof() const noexcept { return transport_->can_write_eof(); }
-  void close() { transport_->close(); }
-  bool is_closing() const noexcept { return transport_->is_closing(); }
+  void write(std::string_view data) { current().write(data); }
+  void writelines(std::span<const std::string_view> lines) { current().writelines(lines); }
+  void write_eof() { current().write_eof(); }
+  bool can_write_eof() const noexcept { return current().can_write_eof(); }
+  void close() { current().close(); }
+  bool is_closing() const noexcept { return current().is_closing(); }
   // Waits until the write buffer is below its low-water mark; throws the
   // connection's error (std::system_error connection_reset if it was lost
   // without one) once the connection is gone.
   Task<void> drain();
   // Waits until the connection is closed.
   Task<void> wait_closed();
-  std::any get_extra_info(std::string_view name) const { return transport_->get_extra_info(name); }
-  Transport& transport() const noexcept { return *transport_; }
+  std::any get_extra_info(std::string_view name) const { return current().get_extra_info(name); }
+  Transport& transport() const noexcept { return current(); }
+  // Upgrades the connection to TLS (asyncio's StreamWriter.start_tls): the
+  // server side of the handshake on a connection start_server accepted, the
+  // client side otherwise. Drains first; bytes the StreamReader holds
+  // unread go to TLS (a ClientHello that came with a PROXY line). Arguments
+  // and errors as EventLoop::start_tls.
+  Task<void> start_tls(SSLContext* sslcontext, std::optional<std::string_view> server_hostname = std::nullopt,
+                       std::optional<double> ssl_handshake_timeout = std::nullopt,
+                       std::optional<double> ssl_shutdown_timeout = std::nullopt);
 
   StreamWriter(std::shared_ptr<Transport> transport, std::shared_ptr<detail::StreamProtocol> protocol,
                StreamReader reader);
 
  private:
-  std::shared_ptr<Transport> transport_;
+  Transport& current() const noexcept { return **transport_; }
+
+  std::shared_ptr<std::shared_ptr<Transport>> transport_;
   std::shared_ptr<detail::StreamProtocol> protocol_;
   StreamReader reader_;
 };
@@ -88,8 +100,9 @@ class StreamWriter {
 Task<std::pair<StreamReader, StreamWriter>> open_connection(std::string host, int port, ConnectOptions options = {},
                                                             std::size_t limit = stream_default_limit);
 
-// Connects to the Unix-domain stream socket at `path` (POSIX).
-Task<std::pair<StreamReader, StreamWriter>> open_unix_connection(std::string path,
+// Connects to the Unix-domain stream socket at `path` (POSIX); TLS with
+// options.ssl.
+Task<std::pair<StreamReader, StreamWriter>> open_unix_connection(std::string path, SSLOptions options = {},
                                                                  std::size_t limit = stream_default_limit);
 
 // Runs `client_connected(reader, writer)` as a task for each connection. An

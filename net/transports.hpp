@@ -81,6 +81,32 @@ class WriteTransport : public virtual BaseTransport {
 // connect_write_pipe return it as the ReadTransport or WriteTransport it is.
 class Transport : public ReadTransport, public WriteTransport {};
 
+// A TLS connection: what create_connection, create_server, ... with `ssl`
+// and start_tls give the application (asyncio's _SSLProtocolTransport).
+// write_eof() throws NotImplementedError (TLS has no half-close; a TLS
+// connection ends with close(), which sends close_notify), and
+// can_write_eof() is false. The write buffer is the plain text not yet
+// encrypted plus the encrypted bytes not yet handed to the socket, with
+// asyncio's TLS limits: pause_writing at 512 KiB or more, resume_writing at
+// 128 KiB or less. get_extra_info adds "sslcontext"
+// (std::shared_ptr<SSLContext>) and, once the handshake is done,
+// "ssl_object" (std::shared_ptr<SSLObject>), "peercert"
+// (std::optional<PeerCertificate>), "cipher" (CipherInfo) and "compression"
+// (std::optional<std::string>), from net/ssl.hpp; the socket's keys come
+// from the transport underneath, and are empty once the connection is lost.
+class SSLTransport : public Transport {
+ public:
+  // Encrypted bytes received and not yet decrypted. Over the read limits'
+  // high mark (256 KiB by default) the socket's reading pauses until they
+  // are back at the low one.
+  virtual std::size_t get_read_buffer_size() const noexcept = 0;
+  // (low, high)
+  virtual std::pair<std::size_t, std::size_t> get_read_buffer_limits() const noexcept = 0;
+  // As set_write_buffer_limits, with a default high of 256 KiB.
+  virtual void set_read_buffer_limits(std::optional<long long> high = std::nullopt,
+                                      std::optional<long long> low = std::nullopt) = 0;
+};
+
 // A datagram endpoint (asyncio's DatagramTransport), from
 // EventLoop::create_datagram_endpoint. get_extra_info gives "sockname",
 // "socket" and, for a connected endpoint, "peername".

@@ -1,13 +1,18 @@
 // Interop: aiocpp as the client of a peer nobody here wrote (Python's
 // asyncio echo server, driven by tests/interop_client.py).
 //
-//   interop-client PORT MODE BYTES     MODE: streams | protocol
+//   interop-client PORT MODE BYTES [--cafile FILE [--server-hostname NAME]]
+//   MODE: streams | protocol
 //
 // Connects to 127.0.0.1:PORT on the backend AIO_BACKEND names, sends BYTES
 // bytes of a pattern with flow control while reading the echo, half-closes,
 // and checks that every byte came back once, in order, before the server's
-// end of file. Exit status 0 on success; 1 with a message otherwise.
+// end of file. With --cafile the connection is TLS, verified against FILE
+// and NAME (default "localhost"); TLS has no half-close, so the client
+// closes once every byte is back. Exit status 0 on success; 1 with a
+// message otherwise.
 #include <core/aio.hpp>
+#include <net/ssl.hpp>
 #include <net/streams.hpp>
 #include <net/transports.hpp>
 
@@ -32,6 +37,19 @@ std::string chunk_at(std::size_t offset, std::size_t size) {
 
 constexpr std::size_t chunk_size = 256 * 1024;
 
+// TLS settings (--cafile): none when `context` is null.
+struct Tls {
+  std::shared_ptr<aio::SSLContext> context;
+  std::string hostname = "localhost";
+  aio::ConnectOptions options() const {
+    aio::ConnectOptions options;
+    options.ssl = context.get();
+    if (context) options.server_hostname = hostname;
+    return options;
+  }
+};
+Tls tls;
+
 // Checks what comes back against the pattern as it arrives.
 struct Checker {
   std::size_t received = 0;
@@ -45,7 +63,8 @@ struct Checker {
 };
 
 aio::Task<void> run_streams(int port, std::size_t total, Checker& checker) {
-  auto [reader, writer] = co_await aio::open_connection("127.0.0.1", port);
+  aio::ConnectOptions options = tls.options();
+  auto [reader, writer] = co_await aio::open_connection("127.0.0.1", port, options);
   auto send = [](aio::StreamWriter writer, std::size_t total) -> aio::Task<void> {
     for (std::size_t sent = 0; sent < total;) {
       std::size_t n = std::min(chunk_size, total - sent);
@@ -53,10 +72,11 @@ aio::Task<void> run_streams(int port, std::size_t total, Checker& checker) {
       sent += n;
       co_await writer.drain();
     }
-    writer.write_eof();
+    if (!tls.context) writer.write_eof();
   };
   auto sending = aio::get_running_loop().create_task(send(writer, total));
-  for (;;) {
+  // TLS: until every byte is back, then close; else until the server's end of file.
+  while (!tls.context || checker.received < total) {
     std::string data = co_await reader.read(chunk_size);
     if (data.empty()) break;
     checker.feed(data);
@@ -84,7 +104,7 @@ struct Pump : aio::Protocol {
       transport->write(chunk_at(sent, n));
       sent += n;
     }
-    if (sent == total && !paused && !eof_sent) {
+    if (sent == total && !paused && !eof_sent && !tls.context) {
       eof_sent = true;
       transport->write_eof();  // once everything is written, however the last write ended
     }
@@ -94,7 +114,10 @@ struct Pump : aio::Protocol {
     paused = false;
     fill();
   }
-  void data_received(std::string_view data) override { checker->feed(data); }
+  void data_received(std::string_view data) override {
+    checker->feed(data);
+    if (tls.context && checker->received >= total) transport->close();  // TLS: no half-close
+  }
   void connection_lost(std::exception_ptr error) override {
     if (done.done()) return;
     if (error)
@@ -111,7 +134,8 @@ aio::Task<void> run_protocol(int port, std::size_t total, Checker& checker) {
   pump->checker = &checker;
   pump->done = loop.create_future<void>();
   aio::ProtocolFactory factory = [pump] { return pump; };
-  auto connected = co_await loop.create_connection(factory, "127.0.0.1", port);
+  aio::ConnectOptions options = tls.options();
+  auto connected = co_await loop.create_connection(factory, "127.0.0.1", port, options);
   co_await pump->done;
   if (pump->sent != total) throw std::runtime_error("connection lost after " + std::to_string(pump->sent) + " bytes");
 }
@@ -119,9 +143,25 @@ aio::Task<void> run_protocol(int port, std::size_t total, Checker& checker) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 4) {
-    std::fprintf(stderr, "usage: %s PORT streams|protocol BYTES\n", argv[0]);
+  auto usage = [&] {
+    std::fprintf(stderr, "usage: %s PORT streams|protocol BYTES [--cafile FILE [--server-hostname NAME]]\n", argv[0]);
     return 2;
+  };
+  if (argc < 4) return usage();
+  for (int i = 4; i < argc; i += 2) {
+    std::string option = argv[i];
+    if (i + 1 >= argc) return usage();
+    try {
+      if (option == "--cafile")
+        tls.context = aio::create_default_context(aio::Purpose::server_auth, argv[i + 1]);
+      else if (option == "--server-hostname")
+        tls.hostname = argv[i + 1];
+      else
+        return usage();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "interop-client: %s\n", e.what());
+      return 2;
+    }
   }
   int port = std::atoi(argv[1]);
   std::string mode = argv[2];

@@ -5,10 +5,13 @@
 // that vanish mid-message. Single-threaded. Backpressure: while a client
 // does not read its echo, the server stops reading from it. --mode datagram
 // is a UDP echo server instead: each datagram goes back to its sender.
+// --tls (with --cert and --key) serves TLS in every stream mode; TLS has no
+// half-close, so there a connection ends when the client closes (close_notify).
 #include <core/address.hpp>
 #include <core/aio.hpp>
 #include <net/protocols.hpp>
 #include <net/server.hpp>
+#include <net/ssl.hpp>
 #include <net/streams.hpp>
 #include <net/transports.hpp>
 
@@ -115,12 +118,13 @@ aio::Task<void> echo_stream(aio::StreamReader reader, aio::StreamWriter writer) 
   writer.close();
 }
 
-aio::Task<void> serve(std::string host, int port, std::string mode, int backlog) {
+aio::Task<void> serve(std::string host, int port, std::string mode, int backlog, std::shared_ptr<aio::SSLContext> tls) {
   if (mode == "datagram") co_return co_await serve_datagrams(host, port);
   auto& loop = aio::get_running_loop();
   std::shared_ptr<aio::Server> server;
   aio::ServerOptions options;
   options.backlog = backlog;
+  options.ssl = tls.get();
   if (mode == "streams") {
     server = co_await aio::start_server(echo_stream, host, port, options);
   } else {
@@ -131,8 +135,8 @@ aio::Task<void> serve(std::string host, int port, std::string mode, int backlog)
       factory = [] { return std::make_shared<EchoProtocol>(); };
     server = co_await loop.create_server(factory, host, port, options);
   }
-  std::cerr << "aio-echo: " << mode << " on " << server->sockets().front().getsockname().to_string() << " ("
-            << loop.backend() << ")\n";
+  std::cerr << "aio-echo: " << mode << (tls ? " (TLS)" : "") << " on "
+            << server->sockets().front().getsockname().to_string() << " (" << loop.backend() << ")\n";
   co_await server->serve_forever();
 }
 
@@ -163,9 +167,30 @@ int main(int argc, char** argv) {
                  "listen() backlog (asyncio's default 100; raise it for bursts of thousands of connects, as the "
                  "kernel caps it at net.core.somaxconn)")
       ->check(CLI::Range(1, 1 << 20));
+  bool tls = false;
+  std::string cert, key, tls_max;
+  app.add_flag("--tls", tls, "Serve TLS (needs --cert)");
+  app.add_option("--cert", cert, "Certificate chain (PEM) for --tls");
+  app.add_option("--key", key, "Private key (PEM) for --tls (default: in --cert)");
+  app.add_option("--tls-max", tls_max, "Highest TLS version for --tls (TLSv1.2, TLSv1.3)");
   CLI11_PARSE(app, argc, argv);
+  std::shared_ptr<aio::SSLContext> context;
   try {
-    aio::run(serve(host, port, mode, backlog), {.backend = backend});
+    if (tls) {
+      if (mode == "datagram") throw std::invalid_argument("--tls serves stream modes only, not datagram");
+      if (cert.empty()) throw std::invalid_argument("--tls needs --cert FILE (and --key FILE unless the key is in it)");
+      context = aio::create_default_context(aio::Purpose::client_auth);
+      context->load_cert_chain(cert, key);
+      if (!tls_max.empty()) context->set_maximum_version(aio::parse_tls_version(tls_max));
+    } else if (!cert.empty() || !key.empty() || !tls_max.empty()) {
+      throw std::invalid_argument("--cert, --key and --tls-max go with --tls");
+    }
+  } catch (const std::exception& e) {
+    std::cerr << "aio-echo: " << e.what() << '\n';
+    return 2;
+  }
+  try {
+    aio::run(serve(host, port, mode, backlog, context), {.backend = backend});
   } catch (const std::exception& e) {
     std::cerr << "aio-echo: " << e.what() << '\n';
     return 1;

@@ -21,13 +21,20 @@ BUILD = os.path.join(ROOT, "build-bench")
 RELEASE = os.path.join(ROOT, "build-release")
 # Debian's interpreter: the one python3-uvloop is built for, whatever python3 is first on PATH.
 PYTHON = "/usr/bin/python3"
-# Always needed (taskset); each peer adds its own package (libuv1-dev, libasio-dev, liburing-dev, python3-uvloop).
-PACKAGES = ["util-linux"]
+# Always needed (taskset; OpenSSL for load_client); each peer adds its own package (libuv1-dev, libasio-dev,
+# liburing-dev, python3-uvloop, nodejs).
+PACKAGES = ["util-linux", "libssl-dev"]
+# The --tls servers' certificate and key and the CA the load client checks them against (tests/make_certs.py).
+CERTS = os.path.join(BUILD, "certs")
+CERT, KEY, CA = (os.path.join(CERTS, f) for f in ("srv.pem", "srv.key", "ca.pem"))
+# make_certs.py's certificates are valid from a day before they are made to two days after.
+CERTS_MAX_AGE_S = 24 * 3600
 
 # The peer programs: name -> (source under tools/bench/src, compiler, libraries).
 PROGRAMS = {
-    "load_client": ("load_client.c", "cc", []),
+    "load_client": ("load_client.c", "cc", ["-lssl", "-lcrypto"]),
     "raw_epoll": ("raw_epoll.c", "cc", []),
+    "raw_tls": ("raw_tls.c", "cc", ["-lssl", "-lcrypto"]),
     "raw_uring": ("raw_uring.c", "cc", ["-luring"]),
     "uv_echo": ("uv_echo.c", "cc", ["-luv"]),
     "asio_echo": ("asio_echo.cpp", "c++", []),
@@ -100,6 +107,18 @@ def build_aiocpp():
         fail(f"building aiocpp's tools in build-release failed; see {log}")
 
 
+def ensure_certs():
+    """The test certificates in build-bench/certs, made again once they are a day old."""
+    files = (CERT, KEY, CA)
+    if all(os.path.exists(f) for f in files) and time.time() - os.path.getmtime(CA) < CERTS_MAX_AGE_S:
+        return
+    os.makedirs(CERTS, exist_ok=True)
+    proc = subprocess.run([PYTHON, os.path.join(ROOT, "tests", "make_certs.py"), CERTS], capture_output=True,
+                          text=True, stdin=subprocess.DEVNULL)
+    if proc.returncode != 0 or not all(os.path.exists(f) for f in files):
+        fail(f"tests/make_certs.py {CERTS} failed:\n{proc.stderr}")
+
+
 def aiocpp_tool(name, build=RELEASE):
     return os.path.join(build, "tools", name)
 
@@ -113,6 +132,15 @@ def aiocpp_usable_backends(build=RELEASE):
     if proc.returncode != 0:
         return []
     return json.loads(proc.stdout).get("available", [])
+
+
+def aiocpp_echo_has_tls(build=RELEASE):
+    """Whether the build's aio-echo takes --tls (its --help lists the option)."""
+    try:
+        proc = subprocess.run([aiocpp_tool("aio-echo", build), "--help"], capture_output=True, text=True)
+    except OSError:
+        return False
+    return proc.returncode == 0 and re.search(r"(^|\s)--tls(?![\w-])", proc.stdout) is not None
 
 
 class MachineTicks:
@@ -191,6 +219,9 @@ def versions():
         "asio": asio,
         "python": out([PYTHON, "-c", "import platform; print(platform.python_version())"]),
         "uvloop": out([PYTHON, "-c", "import uvloop; print(uvloop.__version__)"]),
+        "openssl": out(["openssl", "version"]),
+        "python_openssl": out([PYTHON, "-c", "import ssl; print(ssl.OPENSSL_VERSION)"]),
+        "node": out(["/usr/bin/node", "-p", "process.version + ' (OpenSSL ' + process.versions.openssl + ')'"]),
         "gcc": out(["gcc", "-dumpfullversion"]),
         "kernel": platform.release(),
         "cpu": cpu,

@@ -1,17 +1,22 @@
 """Echo server on Python's asyncio, the peer of tools/bench/echo.
 
-    python3 echo_server.py PORT [--uvloop] [--streams]
+    python3 echo_server.py PORT [--uvloop] [--streams] [--tls --cert FILE --key FILE]
 
 --uvloop runs it on uvloop's loop instead of asyncio's own. The Protocol
 flavour writes back from data_received and stops reading while the transport
 is over its write high-water mark; --streams is the StreamReader/StreamWriter
 flavour (read up to 64 KiB, write, drain). Both set TCP_NODELAY, as asyncio
 does by default for TCP transports since Python 3.6.
+
+--tls serves TLS through the loop's own TLS layer (`ssl=` of create_server /
+start_server), with the context `ssl.create_default_context(Purpose.CLIENT_AUTH)`
+gives and the certificate chain and key of --cert and --key (PEM).
 """
 
 import argparse
 import asyncio
 import signal
+import ssl
 
 
 class Echo(asyncio.Protocol):
@@ -39,11 +44,11 @@ async def echo_stream(reader, writer):
         writer.close()
 
 
-async def serve(port, streams):
+async def serve(port, streams, context):
     if streams:
-        server = await asyncio.start_server(echo_stream, "127.0.0.1", port)
+        server = await asyncio.start_server(echo_stream, "127.0.0.1", port, ssl=context)
     else:
-        server = await asyncio.get_running_loop().create_server(Echo, "127.0.0.1", port)
+        server = await asyncio.get_running_loop().create_server(Echo, "127.0.0.1", port, ssl=context)
     async with server:
         await server.serve_forever()
 
@@ -53,13 +58,24 @@ def main():
     parser.add_argument("port", type=int)
     parser.add_argument("--uvloop", action="store_true", help="run on uvloop")
     parser.add_argument("--streams", action="store_true", help="streams instead of a Protocol")
+    parser.add_argument("--tls", action="store_true", help="serve TLS (needs --cert and --key)")
+    parser.add_argument("--cert", help="PEM certificate chain for --tls")
+    parser.add_argument("--key", help="PEM private key for --tls")
     args = parser.parse_args()
+    context = None
+    if args.tls:
+        if not args.cert or not args.key:
+            parser.error("--tls needs --cert FILE and --key FILE")
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(args.cert, args.key)
+    elif args.cert or args.key:
+        parser.error("--cert and --key go with --tls")
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     if args.uvloop:
         import uvloop
 
         uvloop.install()
-    asyncio.run(serve(args.port, args.streams))
+    asyncio.run(serve(args.port, args.streams, context))
 
 
 if __name__ == "__main__":
