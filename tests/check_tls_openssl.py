@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
 """Interop with the openssl command line: CONTRACTS-wave2.md section 3 (a).
 
-    check_tls_openssl.py server AIO_ECHO [--wrapper PROGRAM] --certs DIR [--mode M] [--fail-fast S]
+    check_tls_openssl.py server AIO_ECHO [--wrapper PROGRAM] --certs DIR [--echo-certs DIR] [--mode M]
+                                [--fail-fast S]
     check_tls_openssl.py client INTEROP_CLIENT --certs DIR [--fail-fast S]
 
-DIR holds tests/make_certs.py's files. Exit code 0 when every case passes,
-1 with the failed cases on stderr, 77 (a skip for Meson) without `openssl`.
+DIR holds tests/make_certs.py's files (--echo-certs: the same directory as
+aio-echo sees it, if that differs: Z:/... under Wine). Exit code 0 when every
+case passes, 1 with the failed cases on stderr, 77 (a skip for Meson) without
+`openssl`.
 
 server: `openssl s_client` (and two plain Python peers) against
 `aio-echo --tls --cert DIR/srv.pem --key DIR/srv.key` (backend from
@@ -121,6 +124,11 @@ class Child:
 
 def cert(args, name):
     return os.path.join(args.certs, name)
+
+
+def echo_cert(args, name):
+    """The file as aio-echo sees it (under Wine: on drive Z:)."""
+    return (args.echo_certs or args.certs) + "/" + name
 
 
 def s_client(args, port, *options, name="localhost"):
@@ -261,7 +269,7 @@ async def case_plaintext(cases, args, port, echo_stderr):
 async def run_server(args):
     cases = Cases()
     echo_stderr = []
-    tls_args = ["--tls", "--cert", cert(args, "srv.pem"), "--key", cert(args, "srv.key")]
+    tls_args = ["--tls", "--cert", echo_cert(args, "srv.pem"), "--key", echo_cert(args, "srv.key")]
     async with running_echo(args, args.mode, tls_args, echo_stderr) as port:
         await cases.run("line-1.3", case_line, args, port, "1.3")
         await cases.run("line-1.2", case_line, args, port, "1.2")
@@ -332,6 +340,7 @@ def main():
     roles = parser.add_subparsers(dest="role", required=True)
     server = roles.add_parser("server", help="openssl s_client against aio-echo --tls")
     add_echo_arguments(server, ["protocol", "buffered", "streams"])
+    server.add_argument("--echo-certs", help="the --certs directory as aio-echo sees it (default: --certs)")
     client = roles.add_parser("client", help="interop-client against openssl s_server and plain-text servers")
     client.add_argument("client", help="the interop-client executable")
     for role in (server, client):

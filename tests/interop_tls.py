@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Interop over TLS: Python's asyncio + ssl against aiocpp, both ways (contract 50).
 
-    interop_tls.py echo AIO_ECHO [--wrapper PROGRAM] --certs DIR [--mode protocol|buffered|streams]
-                        [--size BYTES] [--clients N,...] [--tls 1.2,1.3]
+    interop_tls.py echo AIO_ECHO [--wrapper PROGRAM] --certs DIR [--echo-certs DIR]
+                        [--mode protocol|buffered|streams] [--size BYTES] [--clients N,...] [--tls 1.2,1.3]
     interop_tls.py client INTEROP_CLIENT --certs DIR [--mode streams|protocol] [--size BYTES] [--tls 1.2,1.3]
 
-DIR holds tests/make_certs.py's files (ca.pem, srv.pem, srv.key).
+DIR holds tests/make_certs.py's files (ca.pem, srv.pem, srv.key);
+--echo-certs names it as aio-echo sees it, if that differs (Z:/... under Wine).
 
 echo: starts `aio-echo --tls --cert DIR/srv.pem --key DIR/srv.key` on a free
 loopback port (backend from AIO_BACKEND; --wrapper runs a cross-built one,
@@ -48,6 +49,11 @@ class Failure(Exception):
 
 def cert_path(args, name):
     return os.path.join(args.certs, name)
+
+
+def echo_cert(args, name):
+    """The file as aio-echo sees it (under Wine: on drive Z:)."""
+    return (args.echo_certs or args.certs) + "/" + name
 
 
 def client_context(args, version):
@@ -122,7 +128,7 @@ async def echo_client(port, context, nbytes, seed):
 
 async def run_echo(args):
     reported = watch_exception_handler()
-    tls_args = ["--tls", "--cert", cert_path(args, "srv.pem"), "--key", cert_path(args, "srv.key")]
+    tls_args = ["--tls", "--cert", echo_cert(args, "srv.pem"), "--key", echo_cert(args, "srv.key")]
     async with running_echo(args, args.mode, tls_args) as port:
         for version in args.tls:
             context = client_context(args, version)
@@ -187,6 +193,7 @@ def main():
     roles = parser.add_subparsers(dest="role", required=True)
     echo = roles.add_parser("echo", help="Python clients against aio-echo --tls")
     add_echo_arguments(echo, ["protocol", "buffered", "streams"])
+    echo.add_argument("--echo-certs", help="the --certs directory as aio-echo sees it (default: --certs)")
     echo.add_argument("--clients", default="1,25", type=lambda s: [int(n) for n in s.split(",")],
                       help="rounds of clients at once sharing --size, one round after the other (default 1,25)")
     client = roles.add_parser("client", help="interop-client against a Python TLS echo server")
