@@ -90,6 +90,7 @@ std::optional<SSLSettings> ssl_settings(const char* method, SSLContext* ssl, boo
 SSLProtocol::SSLProtocol(EventLoop& loop, std::shared_ptr<BaseProtocol> app, SSLSettings settings,
                          bool call_connection_made)
     : loop_(loop),
+      loop_ref_(loop),
       settings_(std::move(settings)),
       app_state_(call_connection_made ? AppState::init : AppState::connection_made),
       write_flow_(ssl_write_high_water, true),
@@ -342,14 +343,22 @@ void SSLProtocol::on_handshake_complete(std::exception_ptr error) {
 
 // ---- Shutdown ----------------------------------------------------------------
 
+void SSLProtocol::check_loop(const char* method) const {
+  if (!loop_ref_.get())
+    throw std::runtime_error(std::string("Event loop is closed: ") + method +
+                             "() on a TLS transport whose event loop is gone");
+}
+
 void SSLProtocol::close() {
   if (closed_) return;
+  check_loop("close");
   closed_ = true;
   app_closed_ = true;
   start_shutdown();
 }
 
 void SSLProtocol::abort() {
+  check_loop("abort");
   closed_ = true;
   abort_connection(nullptr);
 }
@@ -476,10 +485,15 @@ void SSLProtocol::write(std::string_view data) {
 }
 
 void SSLProtocol::writelines(std::span<const std::string_view> lines) {
+  check_loop("write");
   if (closed_ || state_ == State::flushing || state_ == State::shutdown || state_ == State::unwrapped) {
     if (++dropped_writes_ >= connlost_writes_before_warning) log(LogLevel::warning, "SSL connection is closed");
     return;
   }
+  // The connection is going underneath (a reset): is_closing() says so and
+  // drain() raises; writes meanwhile are dropped without a word (contract 60).
+  auto transport = transport_.lock();
+  if (!transport || transport->is_closing()) return;
   try {
     for (std::string_view data : lines) {
       // Straight from the caller's memory when nothing waits before it;
@@ -585,6 +599,7 @@ void SSLProtocol::control_app_writing() {
 
 void SSLProtocol::resume_reading() {
   if (!app_reading_paused_) return;
+  check_loop("resume_reading");
   app_reading_paused_ = false;
   auto self = shared_from_this();
   loop_.call_soon([self] { self->advance(); });

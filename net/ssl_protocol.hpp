@@ -146,7 +146,12 @@ class SSLProtocol final : public SSLTransport, public Protocol, public std::enab
   void wake_waiter(std::exception_ptr error);
   void cancel_timers() noexcept;
 
+  // As TransportCore::check_loop: the application may keep this transport
+  // past its loop; a method that would reach the loop then throws.
+  void check_loop(const char* method) const;
+
   EventLoop& loop_;
+  LoopRef loop_ref_;  // null once the loop is destroyed
   std::shared_ptr<BaseProtocol> app_;
   Protocol* app_stream_ = nullptr;
   BufferedProtocol* app_buffered_ = nullptr;

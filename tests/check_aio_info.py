@@ -2,11 +2,13 @@
 """aio-info's report against what the build says it compiled.
 
     check_aio_info.py AIO_INFO [--wrapper PROGRAM] --compiled B1,B2,... --default B
+                      --tls VERSION
 
 Runs `aio-info --json`: the compiled and usable backends must be exactly
 those Meson built (every one works on this machine), the default must be
 --default, and AIO_BACKEND must select each of them in turn. An unknown
-AIO_BACKEND must fail with a message naming the usable backends.
+AIO_BACKEND must fail with a message naming the usable backends. The
+OpenSSL it reports must be the one Meson found (--tls, its version).
 Exit code 0 on success.
 """
 import argparse
@@ -71,12 +73,31 @@ def check_child_watchers(args, compiled):
         sys.exit(f"AIO_CHILD_WATCHER=nosuch: exit {bad.returncode}, stderr {bad.stderr!r}")
 
 
+def check_tls(args, info):
+    """The OpenSSL aio-info was built with is the one Meson found; the one it
+    runs with is an OpenSSL too, the same where it is linked statically
+    (the Windows build: args.wrapper); the text output names both."""
+    tls = info.get("tls", "missing")
+    text = run(args, None, json_output=False).stdout
+    if not isinstance(tls, dict):
+        sys.exit(f"tls: Meson found OpenSSL {args.tls}, but aio-info says {tls!r}")
+    built, running = tls.get("built_with", ""), tls.get("running", "")
+    if built.split()[:2] != ["OpenSSL", args.tls]:
+        sys.exit(f"tls: built_with {built!r}, expected Meson's OpenSSL {args.tls}")
+    if not running.startswith("OpenSSL ") or (args.wrapper and running != built):
+        sys.exit(f"tls: running {running!r} (built with {built!r})")
+    if f"tls built: {built}\n" not in text or f"tls runs:  {running}\n" not in text:
+        sys.exit(f"tls: no 'tls built:' / 'tls runs:' lines in {text!r}")
+    return f"built with {built}, running {running}"
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("aio_info")
     parser.add_argument("--wrapper")
     parser.add_argument("--compiled", required=True)
     parser.add_argument("--default", required=True)
+    parser.add_argument("--tls", required=True, help="the OpenSSL version Meson found")
     args = parser.parse_args()
     compiled = args.compiled.split(",")
 
@@ -101,6 +122,7 @@ def main():
         sys.exit(f"child_watcher: {info.get('child_watcher')!r}, expected {expected_watcher!r}")
     if not args.wrapper:
         check_child_watchers(args, compiled)
+    tls = check_tls(args, info)
 
     for backend in compiled:
         chosen = json.loads(run(args, backend).stdout)
@@ -112,7 +134,7 @@ def main():
         sys.exit(f"AIO_BACKEND=nosuch: exit {bad.returncode}, stderr {bad.stderr!r}")
     if "io_uring" in compiled:
         check_io_uring_refused(args)
-    print(f"aio-info: compiled and available {info['available']}, default {info['default']}")
+    print(f"aio-info: compiled and available {info['available']}, default {info['default']}; TLS: {tls}")
 
 
 if __name__ == "__main__":

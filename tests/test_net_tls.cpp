@@ -614,6 +614,7 @@ TEST_CASE("tls: close() while reading is paused still ends the connection (58)")
 }
 
 TEST_CASE("tls: a reset underneath makes is_closing() true and drain() raise (60)") {
+  test::CaptureLog log;
   auto loop = make_loop();
   auto server_ctx = server_context();
   auto client_ctx = client_context();
@@ -645,6 +646,7 @@ TEST_CASE("tls: a reset underneath makes is_closing() true and drain() raise (60
         CHECK(writer.is_closing());
         CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(5));
         writer.write("dropped quietly");
+        CHECK(log.warnings() == 0);
         srv.server->close();
       }(),
       20.0);
@@ -833,4 +835,24 @@ TEST_CASE("tls: sendfile over a TLS transport goes through the fallback, byte fo
       }(),
       30.0);
   loop->close();
+}
+
+TEST_CASE("tls: a TLS transport kept past its loop: using it is a clear error, releasing it is safe") {
+  std::shared_ptr<aio::Transport> kept;
+  auto rec = std::make_shared<Recorder>();
+  {
+    auto loop = make_loop();
+    auto server_ctx = server_context();
+    auto client_ctx = client_context();
+    test::run(*loop, [&]() -> aio::Task<void> {
+      TlsServer srv = co_await start_echo_server(*loop, server_ctx.get());
+      kept = co_await connect(*loop, srv.port, tls_options(client_ctx.get()), rec);
+      srv.server->close();
+    }());
+    loop->close();
+  }
+  CHECK_THROWS_AS(kept->write("late"), std::runtime_error);
+  CHECK_THROWS_AS(kept->close(), std::runtime_error);
+  CHECK_THROWS_AS(kept->abort(), std::runtime_error);
+  kept.reset();
 }

@@ -1,5 +1,7 @@
-// aio-info: the library version and the event loop backends here.
+// aio-info: the library version, the event loop backends here and the
+// OpenSSL of the TLS layer.
 #include <core/aio.hpp>
+#include <net/tls_info.hpp>
 #include <process/subprocess.hpp>
 
 #include <CLI/CLI.hpp>
@@ -22,7 +24,9 @@ std::string join(const std::vector<std::string>& names) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"aio-info: aiocpp's version and the event loop backends compiled in and usable here"};
+  CLI::App app{
+      "aio-info: aiocpp's version, the event loop backends compiled in and usable here, and the OpenSSL "
+      "it was built with and runs with"};
   bool as_json = false;
   app.add_flag("--json", as_json, "Print one JSON object");
   CLI11_PARSE(app, argc, argv);
@@ -37,6 +41,7 @@ int main(int argc, char** argv) {
     // Compiled in but refused here, with the probe's reason.
     nlohmann::json unusable = nlohmann::json::object();
     for (const auto& [name, why] : aio::unusable_backends()) unusable[name] = why;
+    const auto tls = aio::tls_library_info();
     if (as_json) {
       nlohmann::json out = {
           {"version", aio::version()},
@@ -47,6 +52,7 @@ int main(int argc, char** argv) {
           {"selected", selected},
           {"child_watcher", aio::child_watcher()},
           {"AIO_BACKEND", env ? nlohmann::json(env) : nlohmann::json(nullptr)},
+          {"tls", nlohmann::json{{"built_with", tls.built_with}, {"running", tls.running}}},
       };
       std::cout << out.dump() << '\n';
     } else {
@@ -60,6 +66,7 @@ int main(int argc, char** argv) {
                 << "children:  " << aio::child_watcher()
                 << (forced_watcher && *forced_watcher ? " (AIO_CHILD_WATCHER)" : " (how subprocess exits are watched)")
                 << '\n';
+      std::cout << "tls built: " << tls.built_with << '\n' << "tls runs:  " << tls.running << '\n';
     }
   } catch (const std::exception& e) {
     std::cerr << "aio-info: " << e.what() << '\n';

@@ -52,6 +52,204 @@ ensure_libkqueue() {
     use_libkqueue "$prefix/lib/pkgconfig"
 }
 
+# The OpenSSL of the Windows build (TLS): Debian has none for MinGW, so
+# ensure_mingw_openssl cross-builds static libssl/libcrypto from Debian's own
+# `openssl` source package (its upstream tarball with Debian's patches, the
+# security fixes among them), the version of this machine's libssl-dev, into
+# ${AIO_MINGW_OPENSSL_CACHE:-~/.cache}/aiocpp-openssl-mingw-VERSION, once (a
+# few minutes; later runs find it there and touch no network). It sets
+# AIO_MINGW_OPENSSL to that prefix (include/, lib/libssl.a, lib/libcrypto.a,
+# lib/pkgconfig/) for meson's -Dopenssl_dir. If the source cannot be fetched
+# or built it says why and returns 1: ./tools/test then builds the Windows
+# suites without TLS.
+ensure_mingw_openssl() {
+    AIO_MINGW_OPENSSL=
+    local version base stem prefix
+    # shellcheck disable=SC2016  # dpkg-query's field, not a shell variable
+    if ! version=$(dpkg-query -W -f='${source:Version}' libssl-dev 2> /dev/null) || [ -z "$version" ]; then
+        echo "mingw-openssl: libssl-dev is not installed (its Debian version names the source to build)" >&2
+        return 1
+    fi
+    base=${AIO_MINGW_OPENSSL_CACHE:-$HOME/.cache}
+    stem=$base/aiocpp-openssl-mingw
+    mkdir -p "$base" || return 1
+    # Several clones may run ./tools/test at once: one builds, the others wait.
+    prefix=$( (
+        flock 9
+        mingw_openssl_locked "$stem" "$version"
+    ) 9> "$stem.lock") || return 1
+    AIO_MINGW_OPENSSL=$prefix
+}
+
+# mingw_openssl_prefix STEM DEBIAN_VERSION: the cache directory of that version.
+mingw_openssl_prefix() {
+    echo "$1-${2//[^A-Za-z0-9.+-]/_}"
+}
+
+# mingw_openssl_cached STEM DEBIAN_VERSION: prints the complete build that
+# serves that libssl-dev version: its own, or the one recorded in
+# PREFIX.use when the archive no longer had that version.
+mingw_openssl_cached() {
+    local prefix used
+    prefix=$(mingw_openssl_prefix "$1" "$2")
+    if [ -f "$prefix/aiocpp-complete" ]; then
+        echo "$prefix"
+    elif [ -f "$prefix.use" ] && used=$(cat "$prefix.use") && [ -f "$used/aiocpp-complete" ]; then
+        echo "$used"
+    else
+        return 1
+    fi
+}
+
+# mingw_openssl_locked STEM DEBIAN_VERSION: ensure_mingw_openssl's work,
+# under its lock; prints the prefix. Works in STEM.work, kept on failure.
+mingw_openssl_locked() {
+    local stem=$1 version=$2 prefix
+    mingw_openssl_cached "$stem" "$version" && return 0
+    local work=$stem.work
+    rm -rf "$work"
+    mkdir -p "$work" || return 1
+    mingw_openssl_fetch "$work" "$version" || return 1
+    local found
+    found=$(sed -n 's/^Version: //p' "$work"/src/openssl_*.dsc | head -n 1)
+    prefix=$(mingw_openssl_prefix "$stem" "$found")
+    if [ ! -f "$prefix/aiocpp-complete" ]; then
+        mingw_openssl_build "$work" "$prefix" || {
+            echo "mingw-openssl: the MinGW build of OpenSSL $found failed (files in $work)" >&2
+            return 1
+        }
+    fi
+    # Another version than libssl-dev's: remembered, so that the next run
+    # finds it without asking the archive again.
+    [ "$found" = "$version" ] || echo "$prefix" > "$(mingw_openssl_prefix "$stem" "$version").use"
+    rm -rf "$work"
+    echo "$prefix"
+}
+
+# mingw_openssl_fetch WORK DEBIAN_VERSION: Debian's openssl source package
+# into WORK/src, through apt with a private configuration in WORK/apt: its own
+# deb-src list (the system's Debian entries, as deb-src), state and cache, so
+# that the system's apt is left as it was.
+mingw_openssl_fetch() {
+    local work=$1 version=$2 apt=$1/apt codename
+    # shellcheck disable=SC1091  # the system's, not ours
+    codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+    mkdir -p "$apt/sources.list.d" "$apt/state/lists/partial" "$apt/cache/archives/partial" || return 1
+    : > "$apt/sources.list"
+    if ! python3 - "$codename" > "$apt/sources.list.d/debian.sources" <<'PY'; then
+import glob, re, sys
+
+# The system's entries for this Debian release (CODENAME, -updates,
+# -security) as deb-src stanzas, main only; others (third-party archives)
+# usually have no sources and would fail the update.
+codename = sys.argv[1]
+wanted = {codename, codename + "-updates", codename + "-security"}
+stanzas = []
+
+
+def add(uris, suites, signed_by):
+    suites = [s for s in suites if s in wanted]
+    if codename and uris and suites:
+        stanza = f"Types: deb-src\nURIs: {' '.join(uris)}\nSuites: {' '.join(suites)}\nComponents: main\n"
+        stanzas.append(stanza + (f"Signed-By: {signed_by}\n" if signed_by else ""))
+
+
+for path in ["/etc/apt/sources.list"] + sorted(glob.glob("/etc/apt/sources.list.d/*.list")):
+    try:
+        lines = open(path).read().splitlines()
+    except OSError:
+        continue
+    for line in lines:
+        m = re.match(r"\s*deb\s+(?:\[([^\]]*)\]\s+)?(\S+)\s+(\S+)\s+(.*)", line.split("#", 1)[0])
+        if m and "main" in m.group(4).split():
+            options = dict(o.split("=", 1) for o in (m.group(1) or "").split() if "=" in o)
+            add([m.group(2)], [m.group(3)], options.get("signed-by"))
+for path in sorted(glob.glob("/etc/apt/sources.list.d/*.sources")):
+    for block in re.split(r"\n[ \t]*\n", open(path).read()):
+        fields, key = {}, None
+        for line in block.splitlines():
+            if line.startswith("#"):
+                continue
+            if line[:1] in (" ", "\t") and key:
+                fields[key] += "\n" + line   # a continuation (an inline key)
+                continue
+            key, _, value = line.partition(":")
+            key = key.strip().lower()
+            fields[key] = value.strip()
+        if (fields.get("enabled", "yes").lower() != "no" and "deb" in fields.get("types", "").split()
+                and "main" in fields.get("components", "").split()):
+            add(fields.get("uris", "").split(), fields.get("suites", "").split(), fields.get("signed-by"))
+if not stanzas:
+    sys.exit(f"no entry for Debian {codename or '(unknown release)'} with main in /etc/apt/sources.list*")
+print("\n".join(stanzas), end="")
+PY
+        echo "mingw-openssl: no Debian archive found in /etc/apt/sources.list*" >&2
+        return 1
+    fi
+    # Read after the system's apt.conf.d (its proxy settings apply); the
+    # #clear lines keep the system's update and dpkg hooks from running.
+    cat > "$apt/apt.conf" <<EOF
+Dir::Etc::SourceList "$apt/sources.list";
+Dir::Etc::SourceParts "$apt/sources.list.d";
+Dir::State "$apt/state";
+Dir::Cache "$apt/cache";
+#clear APT::Update::Post-Invoke;
+#clear APT::Update::Post-Invoke-Success;
+#clear DPkg::Post-Invoke;
+Acquire::Retries "2";
+EOF
+    # As root apt downloads as _apt, who cannot enter a cache under /root.
+    [ "$(id -u)" -eq 0 ] && echo 'APT::Sandbox::User "root";' >> "$apt/apt.conf"
+    local get=(apt-get -q -c "$apt/apt.conf")
+    if ! run_quiet "$work/update.log" "${get[@]}" update; then
+        echo "mingw-openssl: apt-get update with Debian's deb-src entries failed (files in $work)" >&2
+        return 1
+    fi
+    # This machine's version; if the archive has it no more (or a mirror
+    # lacks some of its files), the newest of the others that downloads.
+    local candidates=("$version") v
+    mapfile -t -O 1 candidates < <(
+        apt-cache -c "$apt/apt.conf" showsrc openssl 2> /dev/null | sed -n 's/^Version: //p' | sort -u -r -V | grep -v -x -F "$version")
+    for v in "${candidates[@]}"; do
+        rm -rf "$work/src"
+        mkdir -p "$work/src" || return 1
+        if (cd "$work/src" && "${get[@]}" source --download-only "openssl=$v") >> "$work/source.log" 2>&1 < /dev/null; then
+            return 0
+        fi
+    done
+    echo "mingw-openssl: apt-get source openssl failed for ${candidates[*]} (log: $work/source.log)" >&2
+    return 1
+}
+
+# mingw_openssl_build WORK PREFIX: unpack the source package in WORK/src
+# (upstream tarball, then Debian's patches in their series order), configure
+# it for mingw64 (static, no tests), build the libraries and install them
+# with the headers and pkg-config files into PREFIX. Output in WORK/build.log.
+mingw_openssl_build() {
+    local work=$1 prefix=$2 tree=$1/openssl log=$1/build.log orig debian patch
+    orig=$(find "$work/src" -maxdepth 1 -name 'openssl_*.orig.tar.*' ! -name '*.asc' | head -n 1)
+    debian=$(find "$work/src" -maxdepth 1 -name 'openssl_*.debian.tar.*' | head -n 1)
+    if [ -z "$orig" ] || [ -z "$debian" ]; then
+        echo "mingw-openssl: no orig or debian tarball in $work/src" >&2
+        return 1
+    fi
+    rm -rf "$tree" "$prefix"
+    mkdir -p "$tree" && tar -xf "$orig" -C "$tree" --strip-components=1 && tar -xf "$debian" -C "$tree" || return 1
+    if [ -f "$tree/debian/patches/series" ]; then
+        while read -r patch _; do
+            case $patch in '' | '#'*) continue ;; esac
+            run_quiet "$log" patch -d "$tree" -p1 --batch --forward -i "debian/patches/$patch" || return 1
+        done < "$tree/debian/patches/series"
+    fi
+    # The compiler of tools/mingw-w64-x86_64.txt (posix threads).
+    (cd "$tree" && run_quiet "$log" ./Configure mingw64 no-shared no-tests \
+        --cross-compile-prefix=x86_64-w64-mingw32- CC=gcc-posix \
+        --prefix="$prefix" --libdir=lib) &&
+        run_quiet "$log" make -C "$tree" -j "$(nproc)" build_libs &&
+        run_quiet "$log" make -C "$tree" install_dev || return 1
+    touch "$prefix/aiocpp-complete"
+}
+
 # How many trailing log lines to show when something fails (0 = whole log).
 AIO_LOG_LINES=${AIO_LOG_LINES:-300}
 
@@ -95,7 +293,8 @@ as_root() {
 AIO_PACKAGES=(meson ninja-build g++ pkg-config libssl-dev doctest-dev libcli11-dev
               nlohmann-json3-dev liburing-dev python3 python3-cryptography openssl)
 # wine64 alone does not pull in /usr/bin/wine + wineboot (only "Recommends: wine").
-AIO_WIN_PACKAGES=(g++-mingw-w64-x86-64-posix wine64 wine)
+# make and perl build the MinGW OpenSSL (ensure_mingw_openssl).
+AIO_WIN_PACKAGES=(g++-mingw-w64-x86-64-posix wine64 wine make perl)
 
 # ensure_packages [--no-win]: apt-get install whatever is missing (nothing if all present).
 # --no-win (or AIO_TEST_SKIP_WIN=1) leaves out the MinGW/wine packages.
