@@ -883,12 +883,70 @@ TEST_CASE("tls: a TLS client against a plain-text server that speaks first fails
   loop->close();
 }
 
+#ifndef _WIN32
+namespace {
+
+// `openssl s_server` on a free port, one connection, its stdin and stdout
+// piped; returns it and the port it announced.
+aio::Task<std::pair<aio::Process, int>> start_s_server(std::vector<std::string> extra) {
+  aio::ProcessOptions options;
+  options.stdin_ = aio::PIPE;
+  options.stdout_ = aio::PIPE;
+  options.stderr_ = aio::Stdio::devnull();
+  std::vector<std::string> args = {"s_server", "-accept",       "127.0.0.1:0", "-cert", cert("srv.pem"),
+                                   "-key",     cert("srv.key"), "-naccept",    "1"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  aio::Process server = co_await aio::create_subprocess_exec("/usr/bin/openssl", args, options);
+  for (;;) {  // "ACCEPT 127.0.0.1:PORT"
+    std::string line = co_await server.stdout_->readline();
+    if (line.empty()) throw std::runtime_error("openssl s_server did not start");
+    if (line.rfind("ACCEPT ", 0) == 0)
+      co_return std::pair<aio::Process, int>{server, std::stoi(line.substr(line.rfind(':') + 1))};
+  }
+}
+
+bool have_openssl_command() { return access("/usr/bin/openssl", X_OK) == 0; }
+
+}  // namespace
+#endif
+
+TEST_CASE("tls: extra info against openssl s_server with ChaCha20 (51)") {
+#ifdef _WIN32
+  test::skip("needs the openssl command as the peer, which runs natively only");
+  return;
+#else
+  if (!have_openssl_command()) {
+    test::skip("needs /usr/bin/openssl as the peer");
+    return;
+  }
+  auto loop = make_loop();
+  auto client_ctx = client_context();
+  test::run(*loop, [&]() -> aio::Task<void> {
+    std::vector<std::string> extra = {"-ciphersuites", "TLS_CHACHA20_POLY1305_SHA256"};
+    auto [server, port] = co_await start_s_server(extra);
+    auto rec = std::make_shared<Recorder>();
+    auto transport = co_await connect(*loop, port, tls_options(client_ctx.get()), rec);
+    CHECK(std::any_cast<aio::CipherInfo>(rec->cipher) ==
+          aio::CipherInfo{"TLS_CHACHA20_POLY1305_SHA256", "TLSv1.3", 256});
+    CHECK(std::any_cast<std::optional<std::string>>(rec->compression) == std::nullopt);
+    auto peer = std::any_cast<std::optional<aio::PeerCertificate>>(rec->peercert);
+    REQUIRE(peer);
+    CHECK(peer->subject.back() == std::pair<std::string, std::string>{"commonName", "localhost"});
+    transport->close();
+    co_await until_lost(rec);
+    server.stdin_->close();
+    co_await server.communicate();
+  }());
+  loop->close();
+#endif
+}
+
 TEST_CASE("tls: as a TLS 1.2 client, a renegotiation the server starts completes unnoticed (53)") {
 #ifdef _WIN32
   test::skip("needs the openssl command as the peer, which runs natively only");
   return;
 #else
-  if (access("/usr/bin/openssl", X_OK) != 0) {
+  if (!have_openssl_command()) {
     test::skip("needs /usr/bin/openssl as the peer");
     return;
   }
@@ -897,19 +955,8 @@ TEST_CASE("tls: as a TLS 1.2 client, a renegotiation the server starts completes
   test::run(
       *loop,
       [&]() -> aio::Task<void> {
-        aio::ProcessOptions options;
-        options.stdin_ = aio::PIPE;
-        options.stdout_ = aio::PIPE;
-        options.stderr_ = aio::Stdio::devnull();
-        std::vector<std::string> args = {"s_server",      "-accept", "127.0.0.1:0", "-cert", cert("srv.pem"), "-key",
-                                         cert("srv.key"), "-tls1_2", "-naccept",    "1",     "-msg"};
-        aio::Process server = co_await aio::create_subprocess_exec("/usr/bin/openssl", args, options);
-        int port = 0;
-        while (port == 0) {  // "ACCEPT 127.0.0.1:PORT"
-          std::string line = co_await server.stdout_->readline();
-          REQUIRE(!line.empty());
-          if (line.rfind("ACCEPT ", 0) == 0) port = std::stoi(line.substr(line.rfind(':') + 1));
-        }
+        std::vector<std::string> extra = {"-tls1_2", "-msg"};
+        auto [server, port] = co_await start_s_server(extra);
         // s_server's output (-msg) must keep flowing while the test runs.
         std::string trace;
         aio::Task<void> draining =
