@@ -134,6 +134,8 @@ class SSLProtocol final : public SSLTransport, public Protocol, public std::enab
   // SSL_write of what it can of `data`; returns how much it took.
   std::size_t encrypt(std::string_view data);
   void process_outgoing(bool even_if_paused = false);
+  // Forgets what the outgoing BIO holds (it was handed to the transport).
+  void drain_outgoing() noexcept;
   void do_read();
   void read_copied();
   void read_buffered();
