@@ -213,12 +213,10 @@ bool SSLProtocol::eof_received() {
         set_state(State::flushing);
         if (app_reading_paused_) return true;  // resume_reading() finishes the flush
         do_flush();
-        break;
+        return still_flushing();
       case State::flushing:
-        do_write();
-        set_state(State::shutdown);
-        do_shutdown();
-        break;
+        do_flush();
+        return still_flushing();
       case State::shutdown:
         do_shutdown();
         break;
@@ -230,6 +228,16 @@ bool SSLProtocol::eof_received() {
     throw;
   }
   return false;
+}
+
+bool SSLProtocol::still_flushing() {
+  // An end of file is the peer's half-close: it may still read. Plain text
+  // not yet encrypted (the transport underneath was paused) goes out first,
+  // so the transport stays open (true) until the flush completes and
+  // on_shutdown_complete closes it, or ssl_shutdown_timeout runs out.
+  if (state_ != State::flushing) return false;
+  if (!shutdown_timer_) arm_shutdown_timer();
+  return true;
 }
 
 void SSLProtocol::connection_lost(std::exception_ptr error) {
@@ -378,14 +386,19 @@ void SSLProtocol::start_shutdown() {
     return;
   }
   set_state(State::flushing);
+  arm_shutdown_timer();
+  do_flush();
+}
+
+void SSLProtocol::arm_shutdown_timer() {
   std::weak_ptr<SSLProtocol> weak = weak_from_this();
   shutdown_timer_ = loop_.call_later(settings_.shutdown_timeout, [weak] {
     auto self = weak.lock();
     if (!self || (self->state_ != State::flushing && self->state_ != State::shutdown)) return;
-    // A peer that keeps sending must not hold the connection (contract 56).
+    // A peer that keeps sending, or never reads what is left, must not
+    // hold the connection (contract 56).
     self->abort_connection(std::make_exception_ptr(TimeoutError("SSL shutdown timed out")));
   });
-  do_flush();
 }
 
 void SSLProtocol::do_flush() {

@@ -126,6 +126,10 @@ class SSLProtocol final : public SSLTransport, public Protocol, public std::enab
   void do_handshake();
   void on_handshake_complete(std::exception_ptr error);
   void start_shutdown();
+  void arm_shutdown_timer();
+  // After the peer's end of file: whether a flush is still under way (the
+  // transport underneath must then stay open: eof_received's answer).
+  bool still_flushing();
   void do_flush();
   void do_shutdown();
   void on_shutdown_complete(std::exception_ptr error);

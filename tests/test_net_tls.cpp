@@ -992,3 +992,54 @@ TEST_CASE("tls: as a TLS 1.2 client, a renegotiation the server starts completes
   loop->close();
 #endif
 }
+
+TEST_CASE("tls: after the peer's end of file, plain text still waiting is sent before the close (57)") {
+  auto loop = make_loop();
+  auto server_ctx = server_context();
+  auto client_ctx = client_context();
+  test::run(
+      *loop,
+      [&]() -> aio::Task<void> {
+        // The server (test_ssl.py's eof_server): TLS by start_tls, does not
+        // read until the client has a backlog, half-closes the TCP stream
+        // with no close_notify, then reads everything.
+        auto server_app = std::make_shared<Recorder>();
+        std::shared_ptr<aio::Transport> server_tls;
+        aio::Transport* plain_side = nullptr;
+        aio::Task<void> upgrading;
+        server_app->on_made = [&](aio::Transport& t) {
+          plain_side = &t;
+          upgrading =
+              loop->create_task([](aio::EventLoop& loop, aio::Transport& t, std::shared_ptr<aio::BaseProtocol> app,
+                                   aio::SSLContext* context, std::shared_ptr<aio::Transport>& out) -> aio::Task<void> {
+                aio::StartTLSOptions options;
+                options.server_side = true;
+                out = co_await loop.start_tls(t, app, context, options);
+                out->pause_reading();
+              }(*loop, t, server_app, server_ctx.get(), server_tls));
+        };
+        aio::ProtocolFactory serving = [server_app] { return server_app; };
+        auto server = co_await loop->create_server(serving, "127.0.0.1", 0);
+        int port = server->sockets().front().getsockname().port();
+        auto rec = std::make_shared<Recorder>();
+        auto transport = co_await connect(*loop, port, tls_options(client_ctx.get()), rec);
+        co_await upgrading;
+        const std::string payload = pattern(16 * 1024 * 1024, 11);
+        transport->write(payload);
+        std::function<bool()> backlog = [&] { return rec->paused == 1; };
+        co_await test::until(backlog, 10.0);
+        CHECK(transport->get_write_buffer_size() >= 512 * 1024);
+        plain_side->write_eof();  // a FIN, no close_notify
+        co_await aio::sleep(0.2);
+        server_tls->resume_reading();
+        std::function<bool()> all = [&] { return server_app->data.size() >= payload.size(); };
+        co_await test::until(all, 30.0);
+        CHECK(server_app->data == payload);
+        co_await until_lost(rec);
+        CHECK(rec->events == std::vector<std::string>{"made", "eof", "lost"});
+        CHECK(rec->error == nullptr);
+        server->close();
+      }(),
+      60.0);
+  loop->close();
+}
