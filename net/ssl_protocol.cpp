@@ -575,8 +575,10 @@ void SSLProtocol::process_outgoing(bool even_if_paused) {
     long n = BIO_get_mem_data(outgoing_, &data);
     if (n > 0) {
       // The transport sends or copies it before returning: the BIO's memory
-      // is then reused, with no copy of ours.
-      transport->write(std::string_view(data, static_cast<std::size_t>(n)));
+      // is then reused, with no copy of ours. Once it is closing (a reset
+      // underneath), the records go nowhere: dropped without a word, as the
+      // application's writes are then (contract 60).
+      if (!transport->is_closing()) transport->write(std::string_view(data, static_cast<std::size_t>(n)));
       drain_outgoing();
     }
   }
