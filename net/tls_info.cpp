@@ -6,8 +6,6 @@
 
 namespace aio {
 
-TlsLibraryInfo tls_library_info() {
-  return TlsLibraryInfo{OPENSSL_VERSION_TEXT, OpenSSL_version(OPENSSL_VERSION)};
-}
+TlsLibraryInfo tls_library_info() { return TlsLibraryInfo{OPENSSL_VERSION_TEXT, OpenSSL_version(OPENSSL_VERSION)}; }
 
 }  // namespace aio
