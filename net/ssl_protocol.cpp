@@ -1,4 +1,4 @@
-// The TLS layer over memory BIOs (net/ssl_protocol.hpp), after asyncio 3.11's
+// The TLS layer over two memory BIOs (net/ssl_protocol.hpp, net/ssl_bio.hpp), after asyncio 3.11's
 // sslproto.py. Where asyncio and uvloop differ, asyncio's choice is kept and
 // said so; where CPython fixed a bug later, the fix is.
 #include <core/errors.hpp>
@@ -44,6 +44,12 @@ void check_timeout(const char* method, const char* name, std::optional<double> v
 bool needs_more(int code) {
   return code == SSL_ERROR_WANT_READ || code == SSL_ERROR_WANT_WRITE ||
          (code == SSL_ERROR_SYSCALL && ERR_peek_error() == 0);
+}
+
+// Before each SSL call, so that SSL_get_error sees that call's errors only.
+// Peeking first: clearing walks the whole queue, on every read and write.
+void clear_ssl_errors() {
+  if (ERR_peek_error() != 0) ERR_clear_error();
 }
 
 std::exception_ptr connection_error(std::errc code, const char* message) {
@@ -97,19 +103,7 @@ SSLProtocol::SSLProtocol(EventLoop& loop, std::shared_ptr<BaseProtocol> app, SSL
       read_flow_(ssl_read_high_water, true) {
   set_protocol(std::move(app));
   ssl_ = std::make_shared<SSLObject>(settings_.context, settings_.server_side, settings_.server_hostname);
-  incoming_ = BIO_new(BIO_s_mem());
-  outgoing_ = BIO_new(BIO_s_mem());
-  if (!incoming_ || !outgoing_) {
-    BIO_free(incoming_);
-    BIO_free(outgoing_);
-    throw std::bad_alloc();
-  }
-  // An empty incoming BIO means "more to come", never end of file: the end
-  // of the stream is the transport's eof_received, handled here (asyncio's
-  // way; an EOF in the BIO would be OpenSSL 3's UNEXPECTED_EOF).
-  BIO_set_mem_eof_return(incoming_, -1);
-  BIO_set_mem_eof_return(outgoing_, -1);
-  SSL_set_bio(ssl_->native_handle(), incoming_, outgoing_);
+  SSL_set_bio(ssl_->native_handle(), incoming_.give_bio(), outgoing_.give_bio());
 }
 
 SSLProtocol::~SSLProtocol() { cancel_timers(); }
@@ -145,9 +139,7 @@ void SSLProtocol::wake_waiter(std::exception_ptr error) {
     waiter_->set_result();
 }
 
-void SSLProtocol::feed_initial(std::string_view data) {
-  if (!data.empty()) BIO_write(incoming_, data.data(), static_cast<int>(data.size()));
-}
+void SSLProtocol::feed_initial(std::string_view data) { incoming_.append(data); }
 
 void SSLProtocol::set_state(State next) {
   bool allowed = next == State::unwrapped || (state_ == State::unwrapped && next == State::do_handshake) ||
@@ -170,13 +162,17 @@ void SSLProtocol::attach(std::shared_ptr<Transport> transport) {
 }
 
 void SSLProtocol::data_received(std::string_view data) {
-  // BIO_write takes an int: a larger block (never from our transports) goes in pieces.
-  while (!data.empty()) {
-    int n = static_cast<int>(std::min<std::size_t>(data.size(), std::numeric_limits<int>::max()));
-    if (BIO_write(incoming_, data.data(), n) != n) throw std::bad_alloc();
-    data.remove_prefix(static_cast<std::size_t>(n));
+  // OpenSSL reads the records straight from the transport's buffer; only
+  // what it leaves (part of a record, or all of it while reading is
+  // paused) is copied.
+  incoming_.lend(data);
+  try {
+    advance();
+  } catch (...) {
+    incoming_.keep_lent();
+    throw;
   }
-  advance();
+  incoming_.keep_lent();
 }
 
 void SSLProtocol::advance() {
@@ -244,7 +240,7 @@ void SSLProtocol::connection_lost(std::exception_ptr error) {
   if (lost_error_) error = lost_error_;
   backlog_.clear();
   backlog_offset_ = backlog_size_ = 0;
-  drain_outgoing();
+  outgoing_.clear();
   closed_ = true;
   auto keep_alive = shared_from_this();
   if (state_ == State::do_handshake || !handshake_finished_)
@@ -298,7 +294,7 @@ void SSLProtocol::start_handshake() {
 }
 
 void SSLProtocol::do_handshake() {
-  ERR_clear_error();
+  clear_ssl_errors();
   int rc = SSL_do_handshake(ssl_->native_handle());
   if (rc == 1) {
     on_handshake_complete(nullptr);
@@ -425,7 +421,7 @@ void SSLProtocol::do_shutdown() {
     // close notify"): what the peer sent after our close is discarded.
     read_into_void();
     if (state_ != State::shutdown) return;
-    ERR_clear_error();
+    clear_ssl_errors();
     int rc = SSL_shutdown(ssl);
     if (rc == 0) rc = SSL_shutdown(ssl);  // close_notify sent: now look for the peer's
     if (rc != 1) {
@@ -537,7 +533,7 @@ std::size_t SSLProtocol::encrypt(std::string_view data) {
   // all into the socket's buffer at once).
   while (done < data.size() && !ssl_writing_paused_) {
     std::size_t piece = std::min(data.size() - done, write_batch);
-    ERR_clear_error();
+    clear_ssl_errors();
     int n = SSL_write(ssl, data.data() + done, static_cast<int>(piece));
     if (n <= 0) {
       int code = SSL_get_error(ssl, n);
@@ -547,7 +543,7 @@ std::size_t SSLProtocol::encrypt(std::string_view data) {
       throw take_ssl_error(code, "");
     }
     done += static_cast<std::size_t>(n);
-    if (BIO_ctrl_pending(outgoing_) >= write_batch) process_outgoing();
+    if (outgoing_.pending() >= write_batch) process_outgoing();
   }
   return done;
 }
@@ -571,29 +567,20 @@ void SSLProtocol::do_write() {
 void SSLProtocol::process_outgoing(bool even_if_paused) {
   std::shared_ptr<Transport> transport;
   if ((!ssl_writing_paused_ || even_if_paused) && (transport = transport_.lock())) {
-    char* data = nullptr;
-    long n = BIO_get_mem_data(outgoing_, &data);
-    if (n > 0) {
+    std::string_view records = outgoing_.kept();
+    if (!records.empty()) {
       // The transport sends or copies it before returning: the BIO's memory
       // is then reused, with no copy of ours. Once it is closing (a reset
       // underneath), the records go nowhere: dropped without a word, as the
       // application's writes are then (contract 60).
-      if (!transport->is_closing()) transport->write(std::string_view(data, static_cast<std::size_t>(n)));
-      drain_outgoing();
+      if (!transport->is_closing()) transport->write(records);
+      outgoing_.clear();
     }
   }
   control_app_writing();
 }
 
-void SSLProtocol::drain_outgoing() noexcept {
-  // Moves the read position past everything, which the next write then
-  // reuses. Not BIO_reset: on a memory BIO it zeroes the whole capacity
-  // every time, which after one large write costs as much as the copy.
-  long pending = static_cast<long>(BIO_ctrl_pending(outgoing_));
-  if (pending > 0) (void)BIO_seek(outgoing_, BIO_tell(outgoing_) + pending);
-}
-
-std::size_t SSLProtocol::get_write_buffer_size() const noexcept { return backlog_size_ + BIO_ctrl_pending(outgoing_); }
+std::size_t SSLProtocol::get_write_buffer_size() const noexcept { return backlog_size_ + outgoing_.pending(); }
 
 void SSLProtocol::set_write_buffer_limits(std::optional<long long> high, std::optional<long long> low) {
   write_flow_.set_limits(high, low);
@@ -631,7 +618,7 @@ void SSLProtocol::resume_reading() {
 
 int SSLProtocol::ssl_read(char* into, std::size_t size) {
   SSL* ssl = ssl_->native_handle();
-  ERR_clear_error();
+  clear_ssl_errors();
   int n = SSL_read(ssl, into, static_cast<int>(std::min<std::size_t>(size, std::numeric_limits<int>::max())));
   if (n > 0) return n;
   int code = SSL_get_error(ssl, n);
@@ -735,7 +722,7 @@ void SSLProtocol::call_eof_received() {
   }
 }
 
-std::size_t SSLProtocol::get_read_buffer_size() const noexcept { return BIO_ctrl_pending(incoming_); }
+std::size_t SSLProtocol::get_read_buffer_size() const noexcept { return incoming_.pending(); }
 
 void SSLProtocol::set_read_buffer_limits(std::optional<long long> high, std::optional<long long> low) {
   read_flow_.set_limits(high, low, "set_read_buffer_limits");

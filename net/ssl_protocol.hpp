@@ -1,5 +1,5 @@
 // The TLS layer (asyncio's sslproto): a protocol that sits on a stream
-// transport and encrypts over two OpenSSL memory BIOs, and the transport the
+// transport and encrypts over two memory BIOs (net/ssl_bio.hpp), and the transport the
 // application's protocol sees. It includes no engine header and never
 // touches a socket: whatever carries the bytes (a selector transport, a
 // proactor transport, another TLS layer) it runs unchanged.
@@ -23,6 +23,7 @@
 #include <core/event_loop.hpp>
 #include <net/flow_control.hpp>
 #include <net/ssl.hpp>
+#include <net/ssl_bio.hpp>
 #include <net/transports.hpp>
 
 #include <cstddef>
@@ -32,8 +33,6 @@
 #include <optional>
 #include <string>
 #include <string_view>
-
-struct bio_st;  // OpenSSL's BIO
 
 namespace aio::detail {
 
@@ -138,8 +137,6 @@ class SSLProtocol final : public SSLTransport, public Protocol, public std::enab
   // SSL_write of what it can of `data`; returns how much it took.
   std::size_t encrypt(std::string_view data);
   void process_outgoing(bool even_if_paused = false);
-  // Forgets what the outgoing BIO holds (it was handed to the transport).
-  void drain_outgoing() noexcept;
   void do_read();
   void read_copied();
   void read_buffered();
@@ -165,8 +162,8 @@ class SSLProtocol final : public SSLTransport, public Protocol, public std::enab
   BufferedProtocol* app_buffered_ = nullptr;
   SSLSettings settings_;
   std::shared_ptr<SSLObject> ssl_;
-  bio_st* incoming_ = nullptr;  // owned by ssl_
-  bio_st* outgoing_ = nullptr;
+  MemoryBio incoming_;                  // what OpenSSL reads: the transport's bytes
+  MemoryBio outgoing_;                  // what it writes: records for the transport
   std::weak_ptr<Transport> transport_;  // the transport underneath, until connection_lost
   std::shared_ptr<Transport> held_;     // and owned while this layer has paused its reading
   State state_ = State::unwrapped;

@@ -7,10 +7,13 @@
 #include <net/protocols.hpp>
 #include <net/socket.hpp>
 #include <net/ssl.hpp>
+#include <net/ssl_bio.hpp>
 #include <net/ssl_protocol.hpp>
 #include <net/streams.hpp>
 #include <net/transports.hpp>
 #include <process/process.hpp>
+
+#include <openssl/bio.h>
 
 #include "support.hpp"
 
@@ -784,6 +787,57 @@ Session run_session(aio::EventLoop& loop, const std::function<std::size_t()>& ne
 }
 
 }  // namespace
+
+TEST_CASE("tls: the memory BIO keeps the bytes in order, lent or copied, and outlives nothing") {
+  BIO* bio = nullptr;
+  {
+    aio::detail::MemoryBio memory;
+    bio = memory.give_bio();
+    char out[16] = {};
+    // Empty: OpenSSL is told to retry, not that the stream ended.
+    CHECK(BIO_read(bio, out, sizeof out) <= 0);
+    CHECK(BIO_should_retry(bio));
+    CHECK_FALSE(BIO_eof(bio));
+
+    memory.append("ab");
+    std::string first = "cdef", second = "gh";
+    memory.lend(first);
+    CHECK(BIO_ctrl_pending(bio) == 6);
+    CHECK(BIO_read(bio, out, 3) == 3);
+    CHECK(std::string_view(out, 3) == "abc");
+    memory.lend(second);  // a nested segment: the rest of the first is kept ahead of it
+    first = "XXXX";       // ... as a copy
+    memory.append("ij");  // and what is appended goes after the lent bytes
+    CHECK(memory.pending() == 7);
+    CHECK(BIO_read(bio, out, sizeof out) == 7);
+    CHECK(std::string_view(out, 7) == "defghij");
+    memory.keep_lent();
+    CHECK(memory.pending() == 0);
+
+    // What a loan leaves is copied when it ends; the caller's buffer may go.
+    std::string third = "klmnop";
+    memory.lend(third);
+    CHECK(BIO_read(bio, out, 2) == 2);
+    memory.keep_lent();
+    third.assign(6, 'Z');
+    CHECK(BIO_read(bio, out, sizeof out) == 4);
+    CHECK(std::string_view(out, 4) == "mnop");
+
+    // Writes land in the buffer; larger than its first allocation, too.
+    const std::string big = pattern(300 * 1024, 3);
+    CHECK(BIO_write(bio, big.data(), static_cast<int>(big.size())) == static_cast<int>(big.size()));
+    CHECK(memory.kept() == big);
+    memory.clear();
+    CHECK(memory.pending() == 0);
+    CHECK(memory.kept().empty());
+  }
+  // The SSL object may outlive the layer (get_extra_info("ssl_object")): its
+  // BIO then reads nothing and drops what is written, never touching freed memory.
+  char out[4];
+  CHECK(BIO_read(bio, out, sizeof out) <= 0);
+  CHECK(BIO_write(bio, "x", 1) == 1);
+  BIO_free(bio);
+}
 
 TEST_CASE("tls: the layer gives the same plain text and events however the bytes are split") {
   auto loop = make_loop();
