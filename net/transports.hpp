@@ -1,9 +1,13 @@
 // Transports: the asyncio transport interfaces.
 //
 // A transport is created by the loop (connect_accepted_socket,
-// create_connection, create_server, create_datagram_endpoint ...) and keeps
-// itself alive until its protocol's connection_lost has run; users hold it
-// through std::shared_ptr.
+// create_connection, create_server, create_datagram_endpoint ...); users
+// hold it through std::shared_ptr. Its own work keeps it alive until its
+// protocol's connection_lost has run: a read it waits for (reading not
+// paused), bytes waiting to be written, a close under way. One with none of
+// these (reading paused, nothing to write) lives only while someone holds
+// it: released, it closes its socket without calling connection_lost, as
+// an asyncio transport the garbage collector takes.
 #pragma once
 
 #include <core/address.hpp>

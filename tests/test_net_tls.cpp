@@ -937,7 +937,6 @@ TEST_CASE("tls: a TLS client against a plain-text server that speaks first fails
   loop->close();
 }
 
-#ifndef _WIN32
 namespace {
 
 // `openssl s_server` on a free port, one connection, its stdin and stdout
@@ -959,20 +958,23 @@ aio::Task<std::pair<aio::Process, int>> start_s_server(std::vector<std::string> 
   }
 }
 
-bool have_openssl_command() { return access("/usr/bin/openssl", X_OK) == 0; }
-
-}  // namespace
-#endif
-
-TEST_CASE("tls: extra info against openssl s_server with ChaCha20 (51)") {
+// The openssl command as the peer: natively only (under Wine it would be a
+// Linux program). Skips and says so where it cannot run.
+bool skip_without_openssl_command() {
 #ifdef _WIN32
   test::skip("needs the openssl command as the peer, which runs natively only");
-  return;
+  return true;
 #else
-  if (!have_openssl_command()) {
-    test::skip("needs /usr/bin/openssl as the peer");
-    return;
-  }
+  if (access("/usr/bin/openssl", X_OK) == 0) return false;
+  test::skip("needs /usr/bin/openssl as the peer");
+  return true;
+#endif
+}
+
+}  // namespace
+
+TEST_CASE("tls: extra info against openssl s_server with ChaCha20 (51)") {
+  if (skip_without_openssl_command()) return;
   auto loop = make_loop();
   auto client_ctx = client_context();
   test::run(*loop, [&]() -> aio::Task<void> {
@@ -992,18 +994,10 @@ TEST_CASE("tls: extra info against openssl s_server with ChaCha20 (51)") {
     co_await server.communicate();
   }());
   loop->close();
-#endif
 }
 
 TEST_CASE("tls: as a TLS 1.2 client, a renegotiation the server starts completes unnoticed (53)") {
-#ifdef _WIN32
-  test::skip("needs the openssl command as the peer, which runs natively only");
-  return;
-#else
-  if (!have_openssl_command()) {
-    test::skip("needs /usr/bin/openssl as the peer");
-    return;
-  }
+  if (skip_without_openssl_command()) return;
   auto loop = make_loop();
   auto client_ctx = client_context();
   test::run(
@@ -1044,7 +1038,6 @@ TEST_CASE("tls: as a TLS 1.2 client, a renegotiation the server starts completes
       }(),
       20.0);
   loop->close();
-#endif
 }
 
 TEST_CASE("tls: after the peer's end of file, plain text still waiting is sent before the close (57)") {
