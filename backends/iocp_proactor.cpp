@@ -1,5 +1,6 @@
 #include <backends/iocp_proactor.hpp>
 #include <backends/syscall.hpp>
+#include <backends/windows_handle.hpp>
 
 // winsock2.h first: windows.h alone pulls in the old winsock.h.
 #include <winsock2.h>
@@ -134,10 +135,7 @@ IocpOperation& as_iocp(ProactorOperation& op) noexcept { return static_cast<Iocp
 }  // namespace
 
 struct IocpProactor::Impl {
-  struct HandleCloser {
-    void operator()(HANDLE h) const noexcept { CloseHandle(h); }
-  };
-  std::unique_ptr<void, HandleCloser> port;
+  detail::UniqueHandle port;
   std::vector<OVERLAPPED_ENTRY> entries = std::vector<OVERLAPPED_ENTRY>(batch);
   std::atomic<bool> wake_posted{false};
   IocpOperation* head = nullptr;

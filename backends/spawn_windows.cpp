@@ -5,6 +5,7 @@
 #define _CRT_RAND_S  // rand_s in stdlib.h
 #include <backends/spawn.hpp>
 #include <backends/syscall.hpp>
+#include <backends/windows_handle.hpp>
 
 #include <windows.h>
 
@@ -26,13 +27,6 @@ namespace {
 // The pipes' buffer sizes (asyncio uses 8 KiB; more moves large outputs in
 // fewer completions).
 constexpr DWORD pipe_buffer = 64 * 1024;
-
-struct HandleCloser {
-  void operator()(HANDLE handle) const noexcept {
-    if (handle && handle != INVALID_HANDLE_VALUE) CloseHandle(handle);
-  }
-};
-using UniqueHandle = std::unique_ptr<void, HandleCloser>;
 
 struct AttributeListDeleter {
   void operator()(LPPROC_THREAD_ATTRIBUTE_LIST list) const noexcept { DeleteProcThreadAttributeList(list); }

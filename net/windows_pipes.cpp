@@ -4,6 +4,7 @@
 // reads and writes are the proactor's read and write operations).
 #include <backends/syscall.hpp>
 #include <backends/windows_event_loop.hpp>
+#include <backends/windows_handle.hpp>
 #include <core/errors.hpp>
 #include <core/tasks.hpp>
 #include <net/proactor_stream_transport.hpp>
@@ -25,10 +26,7 @@ constexpr std::string_view pipe_prefix = R"(\\.\pipe\)";
 // The pipe's buffer sizes (asyncio uses 8 KiB for both).
 constexpr DWORD pipe_buffer = 64 * 1024;
 
-struct HandleCloser {
-  void operator()(void* handle) const noexcept { CloseHandle(handle); }
-};
-using UniqueHandle = std::unique_ptr<void, HandleCloser>;
+using detail::UniqueHandle;
 
 fd_t as_fd(HANDLE handle) { return reinterpret_cast<fd_t>(handle); }
 
