@@ -63,6 +63,11 @@ class ProactorEventLoop : public EventLoop {
                                                                     std::shared_ptr<BaseProtocol> protocol) override;
   std::shared_ptr<detail::StreamTransport> make_write_pipe_transport(fd_t fd, std::shared_ptr<BaseProtocol> protocol,
                                                                      bool watch_reader) override;
+  // Children over those pipes and wait_for_handle (process/proactor_pipes.cpp).
+  Task<std::shared_ptr<SubprocessTransport>> make_subprocess_transport(std::shared_ptr<SubprocessProtocol> protocol,
+                                                                       std::string program,
+                                                                       std::vector<std::string> args,
+                                                                       SubprocessOptions options) override;
 
  private:
   // perform() without the template: `op` was started already.

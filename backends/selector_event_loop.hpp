@@ -76,6 +76,12 @@ class SelectorEventLoop final : public EventLoop {
                                                                     std::shared_ptr<BaseProtocol> protocol) override;
   std::shared_ptr<detail::StreamTransport> make_write_pipe_transport(fd_t fd, std::shared_ptr<BaseProtocol> protocol,
                                                                      bool watch_reader) override;
+  // Children over those pipes and the pidfd / SIGCHLD watch
+  // (process/selector_pipes.cpp).
+  Task<std::shared_ptr<SubprocessTransport>> make_subprocess_transport(std::shared_ptr<SubprocessProtocol> protocol,
+                                                                       std::string program,
+                                                                       std::vector<std::string> args,
+                                                                       SubprocessOptions options) override;
 #endif
 
  private:

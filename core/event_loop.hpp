@@ -803,6 +803,22 @@ class EventLoop {
   // is signalled. Cancelling the task stops the wait. The default throws
   // NotImplementedError.
   virtual Task<void> wait_for_handle(fd_t handle);
+  // The transport of a new child process (asyncio's
+  // _make_subprocess_transport): spawns `program` with `args` (argv[1:])
+  // and `options`, connects its pipes and watches its exit; completes once
+  // the protocol's connection_made has run. subprocess_exec has checked
+  // the protocol and the standard streams' kinds. A loop that runs
+  // children overrides it with start_subprocess (process/*_pipes.cpp). The
+  // default throws NotImplementedError before anything is spawned, as
+  // asyncio's BaseEventLoop (Windows' selector loop keeps it).
+  virtual Task<std::shared_ptr<SubprocessTransport>> make_subprocess_transport(
+      std::shared_ptr<SubprocessProtocol> protocol, std::string program, std::vector<std::string> args,
+      SubprocessOptions options);
+  // What those overrides run: the child over make_*_pipe_transport and
+  // wait_for_handle (process/subprocess.cpp).
+  Task<std::shared_ptr<SubprocessTransport>> start_subprocess(std::shared_ptr<SubprocessProtocol> protocol,
+                                                              std::string program, std::vector<std::string> args,
+                                                              SubprocessOptions options);
   // Starts (or updates) delivery of `sig` to this loop: the engine's
   // process-wide handler then calls deliver_signal(sig) on each arrival.
   // `once`: the disposition may reset to the default as the signal

@@ -5,6 +5,7 @@
 #include <backends/pipe_io.hpp>
 #include <backends/proactor_event_loop.hpp>
 #include <net/proactor_stream_transport.hpp>
+#include <process/subprocess.hpp>
 
 #include <any>
 #include <memory>
@@ -49,6 +50,12 @@ std::shared_ptr<detail::StreamTransport> ProactorEventLoop::make_write_pipe_tran
     fd_t fd, std::shared_ptr<BaseProtocol> protocol, bool watch_reader) {
   return std::make_shared<ProactorPipeTransport>(*this, fd, std::move(protocol),
                                                  detail::StreamTransport::Direction::write, watch_reader);
+}
+
+Task<std::shared_ptr<SubprocessTransport>> ProactorEventLoop::make_subprocess_transport(
+    std::shared_ptr<SubprocessProtocol> protocol, std::string program, std::vector<std::string> args,
+    SubprocessOptions options) {
+  return start_subprocess(std::move(protocol), std::move(program), std::move(args), std::move(options));
 }
 
 }  // namespace aio

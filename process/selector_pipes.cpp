@@ -8,6 +8,7 @@
 #include <backends/selector_event_loop.hpp>
 #include <net/selector_watch.hpp>
 #include <net/stream_transport.hpp>
+#include <process/subprocess.hpp>
 
 #include <any>
 #include <memory>
@@ -73,6 +74,12 @@ std::shared_ptr<detail::StreamTransport> SelectorEventLoop::make_write_pipe_tran
     fd_t fd, std::shared_ptr<BaseProtocol> protocol, bool watch_reader) {
   return std::make_shared<SelectorPipeTransport>(*this, fd, std::move(protocol),
                                                  detail::StreamTransport::Direction::write, watch_reader);
+}
+
+Task<std::shared_ptr<SubprocessTransport>> SelectorEventLoop::make_subprocess_transport(
+    std::shared_ptr<SubprocessProtocol> protocol, std::string program, std::vector<std::string> args,
+    SubprocessOptions options) {
+  return start_subprocess(std::move(protocol), std::move(program), std::move(args), std::move(options));
 }
 
 }  // namespace aio

@@ -1,10 +1,10 @@
-// subprocess_exec / subprocess_shell: the child is started by
-// backends/spawn, its pipes are the loop's pipe transports (through the
-// make_read_pipe_transport / make_write_pipe_transport hooks) and its exit
-// is watched by backends/child_watch (pidfd, kqueue or SIGCHLD on POSIX, a
-// wait on the process handle on Windows, each through the loop's hooks); so
-// the subprocess transport is written once for every engine and OS, as
-// asyncio's BaseSubprocessTransport.
+// subprocess_exec / subprocess_shell, and start_subprocess, what the loops
+// that run children give as their make_subprocess_transport hook (asyncio's
+// _make_subprocess_transport): the child is started by backends/spawn, its pipes are the loop's pipe transports
+// (through the make_read_pipe_transport / make_write_pipe_transport hooks) and its exit is watched by
+// backends/child_watch (pidfd, kqueue or SIGCHLD on POSIX, a wait on the process handle on Windows, each through the
+// loop's hooks); so the subprocess transport is written once for every engine and OS, as asyncio's
+// BaseSubprocessTransport.
 #include <process/subprocess.hpp>
 
 #include <backends/child_watch.hpp>
@@ -112,7 +112,7 @@ class ChildTransport final : public SubprocessTransport, public std::enable_shar
       } catch (...) {
         self->report(std::current_exception(), "Exception in callback SubprocessProtocol.connection_made()");
       }
-      for (auto& call : std::exchange(self->pending_, {})) self->loop_.call_soon(std::move(call));
+      for (auto& call : std::exchange(self->pending_, {})) self->queue(std::move(call));
       if (!made.done()) made.set_result();
     });
     co_await made;
@@ -141,13 +141,14 @@ class ChildTransport final : public SubprocessTransport, public std::enable_shar
 
   // ---- From the pipes ----
   void pipe_data(int fd, std::string_view data) {
-    if (abandoned_ && !connected_) return;
-    if (!connected_) {
-      pending_.emplace_back(
-          [self = shared_from_this(), fd, copy = std::string(data)] { self->protocol_->pipe_data_received(fd, copy); });
+    // Straight to the protocol when nothing waits before it; else behind
+    // what does (the output that came before connection_made, above all),
+    // so that the protocol sees the bytes in the order they came.
+    if (connected_ && queued_ == 0) {
+      protocol_->pipe_data_received(fd, data);
       return;
     }
-    protocol_->pipe_data_received(fd, data);
+    call([fd, copy = std::string(data)](ChildTransport& self) { self.protocol_->pipe_data_received(fd, copy); });
   }
   void pipe_lost(int fd, std::exception_ptr error) {
     call([fd, error](ChildTransport& self) {
@@ -165,9 +166,16 @@ class ChildTransport final : public SubprocessTransport, public std::enable_shar
   void call(F f) {
     auto run = [self = shared_from_this(), f = std::move(f)]() mutable { f(*self); };
     if (connected_)
-      loop_.call_soon(std::move(run));
+      queue(std::move(run));
     else if (!abandoned_)
       pending_.emplace_back(std::move(run));
+  }
+  void queue(detail::Callback run) {
+    ++queued_;
+    loop_.call_soon([self = shared_from_this(), run = std::move(run)]() mutable {
+      --self->queued_;
+      run();
+    });
   }
 
   static Task<void> watch(std::shared_ptr<ChildTransport> self, Task<int> exit) {
@@ -236,6 +244,9 @@ class ChildTransport final : public SubprocessTransport, public std::enable_shar
   bool finished_ = false;
   bool abandoned_ = false;
   std::vector<detail::Callback> pending_;
+  // Calls queued with call_soon that have not run yet: pipe data waits
+  // behind them (asyncio queues every call; only the order matters).
+  std::size_t queued_ = 0;
   Task<void> watcher_;
   // The transport keeps itself alive from start() until connection_lost
   // ran, whoever else lets it go (asyncio's loop holds it likewise).
@@ -305,23 +316,11 @@ Task<std::pair<std::shared_ptr<SubprocessTransport>, std::shared_ptr<SubprocessP
     ProtocolFactory factory, std::string program, std::vector<std::string> args, SubprocessOptions options) {
   check_closed();
   if (!factory) throw std::invalid_argument("subprocess_exec: the protocol factory is empty");
-  detail::SpawnRequest request;
-  request.program = program;
-  request.args.push_back(program);
-  for (std::string& arg : args) request.args.push_back(std::move(arg));
-  request.cwd = options.cwd;
-  if (options.env) {
-    request.env.emplace();
-    for (const auto& [name, value] : *options.env) {
+  if (options.env)
+    for (const auto& [name, value] : *options.env)
       if (name.empty() || name.find('=') != std::string::npos)
         throw std::invalid_argument(
             "subprocess_exec: an environment variable name must be non-empty, without '=' (got '" + name + "')");
-      request.env->push_back(name + "=" + value);
-    }
-  }
-  request.pass_fds = options.pass_fds;
-  request.start_new_session = options.start_new_session;
-  request.process_group = options.process_group;
   if (options.stdin_.kind() == Stdio::Kind::to_stdout || options.stdout_.kind() == Stdio::Kind::to_stdout)
     throw std::invalid_argument("subprocess_exec: STDOUT is only for stderr");
   std::shared_ptr<BaseProtocol> base = factory();
@@ -329,6 +328,36 @@ Task<std::pair<std::shared_ptr<SubprocessTransport>, std::shared_ptr<SubprocessP
   if (!protocol)
     throw std::invalid_argument(base ? "subprocess_exec: the protocol factory must make an aio::SubprocessProtocol"
                                      : "subprocess_exec: the protocol factory returned null");
+  std::shared_ptr<SubprocessTransport> transport =
+      co_await make_subprocess_transport(protocol, std::move(program), std::move(args), std::move(options));
+  co_return std::pair<std::shared_ptr<SubprocessTransport>, std::shared_ptr<SubprocessProtocol>>{std::move(transport),
+                                                                                                 std::move(protocol)};
+}
+
+Task<std::shared_ptr<SubprocessTransport>> EventLoop::make_subprocess_transport(std::shared_ptr<SubprocessProtocol>,
+                                                                                std::string, std::vector<std::string>,
+                                                                                SubprocessOptions) {
+  throw NotImplementedError("subprocess_exec: the " + std::string(backend()) +
+                            " event loop runs no subprocesses here (on Windows only the proactor loop, the default, "
+                            "runs them, as asyncio's)");
+}
+
+Task<std::shared_ptr<SubprocessTransport>> EventLoop::start_subprocess(std::shared_ptr<SubprocessProtocol> protocol,
+                                                                       std::string program,
+                                                                       std::vector<std::string> args,
+                                                                       SubprocessOptions options) {
+  detail::SpawnRequest request;
+  request.program = program;
+  request.args.push_back(program);
+  for (std::string& arg : args) request.args.push_back(std::move(arg));
+  request.cwd = options.cwd;
+  if (options.env) {
+    request.env.emplace();
+    for (const auto& [name, value] : *options.env) request.env->push_back(name + "=" + value);
+  }
+  request.pass_fds = options.pass_fds;
+  request.start_new_session = options.start_new_session;
+  request.process_group = options.process_group;
 
   StdioEnds ends;
   open_stdio(ends, 0, options.stdin_);
@@ -365,8 +394,7 @@ Task<std::pair<std::shared_ptr<SubprocessTransport>, std::shared_ptr<SubprocessP
     transport->abandon();
     std::rethrow_exception(failure);
   }
-  co_return std::pair<std::shared_ptr<SubprocessTransport>, std::shared_ptr<SubprocessProtocol>>{std::move(transport),
-                                                                                                 std::move(protocol)};
+  co_return transport;
 }
 
 Task<std::pair<std::shared_ptr<SubprocessTransport>, std::shared_ptr<SubprocessProtocol>>> EventLoop::subprocess_exec(

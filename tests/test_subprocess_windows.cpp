@@ -71,6 +71,10 @@ TEST_CASE("test_subprocess[windows]: the selector loop refuses subprocesses, nam
                   aio::NotImplementedError);
   auto body = []() -> aio::Task<void> { co_await aio::create_subprocess_shell("exit 0"); };
   CHECK_THROWS_AS(test::run(*loop, body()), aio::NotImplementedError);
+  // Refused before anything is spawned (the make_subprocess_transport
+  // hook's default): a program that does not exist is never looked for.
+  CHECK_THROWS_AS(test::run(*loop, loop->subprocess_exec(factory, "Z:\\no\\such\\program.exe", {})),
+                  aio::NotImplementedError);
   loop->close();
 }
 
