@@ -654,7 +654,9 @@ struct IoUringProactor::Impl {
   // sockets still queued (the queue full, or idle) is looked at: if its
   // owner closed it without the proactor knowing (a plain close after
   // sock_accept, Server::close), the queued connections close now, as the
-  // kernel's backlog would have been reset, rather than with the loop.
+  // kernel's backlog would have been reset, rather than with the loop. One
+  // accepted on in this iteration waits for the next, which the deferred
+  // result of that accept keeps from blocking: no fstat on a busy listener.
   void tend_listeners() {
     for (std::size_t i = 0; i < listeners.size();) {
       Listener& l = *listeners[i];
