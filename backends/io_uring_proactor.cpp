@@ -650,7 +650,13 @@ struct IoUringProactor::Impl {
   // An iteration's bookkeeping of the listeners: a retired one whose
   // multishot ended goes; one nobody accepted on since the last wait() has
   // its multishot cancelled (its owner may have closed it: the ring's
-  // reference would keep it listening).
+  // reference would keep it listening). One whose multishot has ended with
+  // sockets still queued (the queue full, or idle) is looked at: if its
+  // owner closed it without the proactor knowing (a plain close after
+  // sock_accept, Server::close), the queued connections close now, as the
+  // kernel's backlog would have been reset, rather than with the loop. One
+  // accepted on in this iteration waits for the next, which the deferred
+  // result of that accept keeps from blocking: no fstat on a busy listener.
   void tend_listeners() {
     for (std::size_t i = 0; i < listeners.size();) {
       Listener& l = *listeners[i];
@@ -659,7 +665,14 @@ struct IoUringProactor::Impl {
         listeners.pop_back();
         continue;
       }
-      if (!l.retired && l.armed && !l.used && !l.waiters_head) cancel_listener(l);
+      if (!l.retired && !l.used && !l.waiters_head) {
+        if (l.armed) {
+          cancel_listener(l);
+        } else if (!l.ready.empty()) {
+          struct stat st {};
+          if (fstat(l.fd, &st) != 0 || !same_file(l, st)) retire(l, EBADF);
+        }
+      }
       l.used = false;
       ++i;
     }

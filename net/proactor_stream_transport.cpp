@@ -182,7 +182,14 @@ class ProactorSocketTransport final : public ProactorStreamTransport {
 
  private:
   void engine_shutdown_write() override { shutdown_socket_write(sock_); }
-  void close_handle() noexcept override { sock_.close(); }
+  // Shut down first, as asyncio's proactor transport: the peer sees the end
+  // even while another descriptor of the socket stays open (a dup, a child's
+  // copy), and on Windows a receive the peer has in flight ends cleanly
+  // rather than with ERROR_NETNAME_DELETED. Pipes are only closed.
+  void close_handle() noexcept override {
+    sock_.shutdown_both();
+    sock_.close();
+  }
 
   Socket sock_;
   StreamSocketInfo info_;

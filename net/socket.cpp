@@ -28,11 +28,13 @@ using native_t = SOCKET;
 using socklen_type = int;
 using option_ptr = char*;
 constexpr int shut_write = SD_SEND;
+constexpr int shut_both = SD_BOTH;
 #else
 using native_t = int;
 using socklen_type = socklen_t;
 using option_ptr = void*;
 constexpr int shut_write = SHUT_WR;
+constexpr int shut_both = SHUT_RDWR;
 #endif
 
 native_t native(fd_t fd) { return static_cast<native_t>(fd); }
@@ -222,6 +224,10 @@ void Socket::set_blocking(bool blocking) {
 
 void Socket::shutdown_write() {
   detail::check_socket_call(::shutdown(native(fd_), shut_write) != 0, on_fd("shutdown SHUT_WR", fd_));
+}
+
+void Socket::shutdown_both() noexcept {
+  if (fd_ != -1) (void)::shutdown(native(fd_), shut_both);
 }
 
 namespace {

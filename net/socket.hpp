@@ -3,8 +3,8 @@
 // address, where there is one).
 #pragma once
 
-#include <core/event_loop.hpp>
 #include <core/address.hpp>
+#include <core/event_loop.hpp>
 
 #include <cstddef>
 #include <optional>
@@ -51,6 +51,10 @@ class Socket {
   void set_blocking(bool blocking);
   // shutdown(SHUT_WR): the peer reads end of file.
   void shutdown_write();
+  // shutdown(SHUT_RDWR), errors ignored (a socket never connected, or
+  // already reset): the peer sees the end of the connection even while
+  // another descriptor of this socket (a dup, a child's copy) stays open.
+  void shutdown_both() noexcept;
 
   // Non-blocking calls, the building blocks of the loop's sock_* coroutines
   // and transports: each returns std::nullopt (or false) when the call would

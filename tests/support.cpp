@@ -148,6 +148,24 @@ void abortive_close(aio::Socket& sock) {
   sock.close();
 }
 
+aio::Socket duplicate_socket(const aio::Socket& sock) {
+#ifdef _WIN32
+  // Winsock's dup: the socket's protocol info for this same process, then a
+  // new SOCKET made from it (both name one connection until both are closed).
+  WSAPROTOCOL_INFOW info{};
+  auto s = static_cast<SOCKET>(sock.fileno());
+  if (WSADuplicateSocketW(s, GetCurrentProcessId(), &info) != 0) return {};
+  SOCKET copy = WSASocketW(FROM_PROTOCOL_INFO, FROM_PROTOCOL_INFO, FROM_PROTOCOL_INFO, &info, 0,
+                           WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT);
+  if (copy == INVALID_SOCKET) return {};
+  return aio::Socket::adopt(static_cast<aio::fd_t>(copy));
+#else
+  int copy = fcntl(static_cast<int>(sock.fileno()), F_DUPFD_CLOEXEC, 0);
+  if (copy < 0) return {};
+  return aio::Socket::adopt(copy);
+#endif
+}
+
 namespace {
 
 std::map<std::string, int, std::less<>>& skips() {

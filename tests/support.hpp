@@ -135,6 +135,11 @@ bool loop_has_readiness(const aio::EventLoop& loop);
 // Closes `sock` with SO_LINGER {1, 0}: the peer gets a reset, not end of file.
 void abortive_close(aio::Socket& sock);
 
+// A second descriptor of the same socket (dup on POSIX, WSADuplicateSocket
+// into this process on Windows), or an empty Socket where the system cannot
+// make one: the connection lasts until both are closed.
+aio::Socket duplicate_socket(const aio::Socket& sock);
+
 // Marks the running test case as skipped on this backend, for `why`; the
 // caller returns. doctest has no run-time skip, so the case counts as passed
 // and main() prints how many were skipped, per reason, after the summary.

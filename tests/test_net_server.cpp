@@ -144,6 +144,81 @@ TEST_CASE("Server.close() refuses new connections; wait_closed() waits for every
   loop->close();
 }
 
+namespace {
+
+// Reads `sock` until its connection ends (end of file or an error such as a
+// reset); returns true then.
+aio::Task<bool> sees_end(aio::EventLoop& loop, aio::Socket& sock) {
+  try {
+    while (!(co_await loop.sock_recv(sock, 4096)).empty()) {
+    }
+  } catch (const std::system_error&) {
+  }
+  co_return true;
+}
+
+}  // namespace
+
+// Connections the OS completed for a listener that the application has not
+// accepted yet end when the listener closes: a selector loop leaves them in
+// the kernel's backlog, which the close resets; an engine that accepts ahead
+// (io_uring's multishot accept) must close what it holds for the listener,
+// while the loop runs on, not when it closes.
+TEST_CASE("a listener closed after one sock_accept: the connections still queued for it end") {
+  auto loop = make_loop();
+  aio::Socket listener = aio::Socket::create(AF_INET, SOCK_STREAM);
+  listener.bind(aio::SocketAddress::parse("127.0.0.1", 0));
+  listener.listen(16);
+  aio::SocketAddress address = listener.getsockname();
+  constexpr int n = 5;
+  std::vector<aio::Socket> clients(n);
+  int ended = 0;
+  auto main = [&]() -> aio::Task<void> {
+    for (auto& client : clients) {
+      client = aio::Socket::create(AF_INET, SOCK_STREAM);
+      co_await loop->sock_connect(client, address);
+    }
+    auto accepted = co_await loop->sock_accept(listener);
+    accepted.first.close();
+    co_await aio::sleep(0.05);  // the loop runs on with the others queued
+    listener.close();
+    for (auto& client : clients)
+      if (co_await sees_end(*loop, client)) ++ended;
+  };
+  test::run(*loop, main(), 5.0);
+  CHECK(ended == n);
+  loop->close();
+}
+
+TEST_CASE("Server.close() with connections not yet accepted: every client sees its connection end") {
+  auto loop = make_loop();
+  // What the server did accept closes at once.
+  struct Closer : aio::Protocol {
+    void connection_made(aio::Transport& t) override { t.close(); }
+  };
+  aio::ProtocolFactory closer = [] { return std::make_shared<Closer>(); };
+  constexpr int n = 48;  // more than io_uring's multishot accept keeps queued per listener (32)
+  std::vector<aio::Socket> clients(n);
+  int ended = 0;
+  auto main = [&]() -> aio::Task<void> {
+    auto server = co_await loop->create_server(closer, "127.0.0.1", 0);
+    aio::SocketAddress address = server->sockets().front().getsockname();
+    std::vector<aio::Task<void>> connecting;
+    for (auto& client : clients) {
+      client = aio::Socket::create(AF_INET, SOCK_STREAM);
+      connecting.push_back(loop->create_task(loop->sock_connect(client, address)));
+    }
+    for (auto& connected : connecting) co_await connected;
+    server->close();
+    for (auto& client : clients)
+      if (co_await sees_end(*loop, client)) ++ended;
+    co_await aio::wait_for(server->wait_closed(), 5.0);
+  };
+  test::run(*loop, main(), 10.0);
+  CHECK(ended == n);
+  loop->close();
+}
+
 TEST_CASE("close_clients() and abort_clients() with a client stuck writing") {
   auto loop = make_loop();
   std::vector<std::shared_ptr<Echo>> made;

@@ -645,6 +645,48 @@ TEST_CASE("test_net_transport: a reset by the peer closes quietly with the error
   finish(*loop, c);
 }
 
+// asyncio's proactor transports shut a socket down before closing it
+// (_ProactorBasePipeTransport._call_connection_lost), so that the peer sees
+// the end even while another descriptor of the socket stays open (a dup, a
+// child's copy). Its selector transports only close
+// (_SelectorTransport._call_connection_lost): there the duplicate keeps the
+// connection up, as asyncio's does, and the case does not apply.
+TEST_CASE("test_net_transport: close() and abort() end the connection while a duplicate of the socket is open") {
+  for (bool aborting : {false, true}) {
+    CAPTURE(aborting);
+    auto loop = make_loop();
+    if (test::loop_has_readiness(*loop)) {
+      loop->close();
+      return test::skip("asyncio's selector transports only close their socket: a duplicate keeps it connected");
+    }
+    auto [server, client] = tcp_pair(*loop);
+    aio::Socket copy = test::duplicate_socket(server);
+    if (!copy) {
+      loop->close();
+      return test::skip("this system cannot duplicate a socket");
+    }
+    Conn c = wrap(*loop, std::move(server), std::move(client));
+    if (aborting)
+      c.tr->abort();
+    else
+      c.tr->close();
+    test::run_until(*loop, [&] { return c.proto->lost > 0; });
+    // The peer sees the end (end of file, or a reset) although `copy` is open.
+    bool ended = false;
+    auto read_end = [&]() -> aio::Task<void> {
+      try {
+        co_await recv_to_eof(*loop, c.peer);
+      } catch (const std::system_error&) {
+      }
+      ended = true;
+    };
+    test::run(*loop, read_end(), 5.0);
+    CHECK(ended);
+    copy.close();
+    finish(*loop, c);
+  }
+}
+
 TEST_CASE("test_net_transport: a peer reset mid-write loses the connection once, quietly, without SIGPIPE") {
   auto loop = make_loop();
   test::CaptureErrors errors(*loop);
