@@ -3,6 +3,7 @@
 #include <net/dns.hpp>
 #include <net/loop_access.hpp>
 #include <net/socket.hpp>
+#include <net/transport_core.hpp>
 #include <net/unix_socket_file.hpp>
 
 #ifdef _WIN32
@@ -115,11 +116,13 @@ Task<Endpoint> start_endpoint(EventLoop& loop, ProtocolFactory factory, Socket s
                               std::optional<SocketAddress> remote) {
   std::shared_ptr<BaseProtocol> made = factory();
   if (!made) throw std::invalid_argument("create_datagram_endpoint: the protocol factory returned null");
-  auto protocol = std::dynamic_pointer_cast<DatagramProtocol>(made);
-  if (!protocol)
+  DatagramProtocol* datagram = made->as_datagram_protocol();
+  if (!datagram)
     throw std::invalid_argument(
         "create_datagram_endpoint: the protocol factory must make an aio::DatagramProtocol (stream protocols cannot "
-        "receive datagrams)");
+        "receive datagrams), got " +
+        detail::describe_protocol(made.get()));
+  std::shared_ptr<DatagramProtocol> protocol(made, datagram);
   auto transport = detail::LoopAccess::make_datagram_transport(loop, std::move(sock), protocol, std::move(remote));
   Future<void> connected = loop.create_future<void>();
   transport->start([connected]() mutable {

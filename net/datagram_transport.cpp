@@ -15,8 +15,10 @@ DatagramTransportBase::DatagramTransportBase(EventLoop& loop, std::shared_ptr<Ba
 DatagramTransportBase::~DatagramTransportBase() = default;
 
 void DatagramTransportBase::set_protocol(std::shared_ptr<BaseProtocol> protocol) {
-  auto* datagram = dynamic_cast<DatagramProtocol*>(protocol.get());
-  if (!datagram) throw std::invalid_argument("a datagram transport needs an aio::DatagramProtocol");
+  DatagramProtocol* datagram = protocol ? protocol->as_datagram_protocol() : nullptr;
+  if (!datagram)
+    throw std::invalid_argument("a datagram transport needs an aio::DatagramProtocol, got " +
+                                describe_protocol(protocol.get()));
   adopt_protocol(std::move(protocol));
   datagram_protocol_ = datagram;
 }

@@ -18,10 +18,22 @@ namespace aio {
 class Transport;
 class DatagramTransport;
 class SubprocessTransport;
+class Protocol;
+class BufferedProtocol;
+class DatagramProtocol;
 
 class BaseProtocol {
  public:
   virtual ~BaseProtocol() = default;
+  // Which interface a transport may call this protocol through (what asyncio
+  // asks with isinstance): this object as a Protocol, a BufferedProtocol or a
+  // DatagramProtocol, or null when it is not one. Protocol, BufferedProtocol
+  // and DatagramProtocol each answer for themselves (final), so a class
+  // derived from one of them overrides nothing; a transport given a protocol
+  // of none of the kinds it calls throws std::invalid_argument naming them.
+  virtual Protocol* as_protocol() noexcept { return nullptr; }
+  virtual BufferedProtocol* as_buffered_protocol() noexcept { return nullptr; }
+  virtual DatagramProtocol* as_datagram_protocol() noexcept { return nullptr; }
   // The connection is gone: `error` is null after a clean close or end of
   // file, else what broke it. The transport is unusable after this returns.
   virtual void connection_lost(std::exception_ptr error) { (void)error; }
@@ -34,6 +46,7 @@ class BaseProtocol {
 // Stream protocol: receives bytes as they arrive.
 class Protocol : public BaseProtocol {
  public:
+  Protocol* as_protocol() noexcept final { return this; }
   // `transport` stays valid until connection_lost returns.
   virtual void connection_made(Transport& transport) { (void)transport; }
   // `data` is valid during the call only.
@@ -46,6 +59,7 @@ class Protocol : public BaseProtocol {
 // Stream protocol that lends the transport its own buffer (no copy).
 class BufferedProtocol : public BaseProtocol {
  public:
+  BufferedProtocol* as_buffered_protocol() noexcept final { return this; }
   virtual void connection_made(Transport& transport) { (void)transport; }
   // A non-empty buffer to read into; `size_hint` is a suggestion.
   virtual std::span<char> get_buffer(std::size_t size_hint) = 0;
@@ -59,6 +73,7 @@ class BufferedProtocol : public BaseProtocol {
 // a datagram transport has no end of file.
 class DatagramProtocol : public BaseProtocol {
  public:
+  DatagramProtocol* as_datagram_protocol() noexcept final { return this; }
   // `transport` stays valid until connection_lost returns.
   virtual void connection_made(DatagramTransport& transport) { (void)transport; }
   // One datagram, possibly empty; `data` is valid during the call only.

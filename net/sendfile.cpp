@@ -233,8 +233,8 @@ Task<std::size_t> sendfile_through(std::shared_ptr<Transport> transport, int fil
 
 Task<std::size_t> EventLoop::sendfile(Transport& transport, int file, std::size_t offset,
                                       std::optional<std::size_t> count, bool fallback) {
-  auto* stream = dynamic_cast<detail::StreamTransport*>(&transport);
-  if (!stream && dynamic_cast<SSLTransport*>(&transport)) {
+  detail::StreamTransport* stream = transport.stream_transport();
+  if (!stream && transport.is_tls()) {
     // A TLS transport encrypts what it sends: only the fallback can (as asyncio's).
     if (transport.is_closing()) throw std::runtime_error("Transport is closing");
     bool regular = check_file(file, offset, count, "sendfile");
@@ -242,7 +242,9 @@ Task<std::size_t> EventLoop::sendfile(Transport& transport, int file, std::size_
     std::shared_ptr<Transport> shared = detail::share_transport(transport, "sendfile");
     co_return co_await sendfile_through(std::move(shared), file, regular, offset, count);
   }
-  if (!stream) throw std::runtime_error("sendfile is not supported for this transport (not a stream transport)");
+  if (!stream)
+    throw std::runtime_error(
+        "sendfile is not supported for this transport: it is neither a stream nor a TLS transport of this library");
   if (stream->is_closing()) throw std::runtime_error("Transport is closing");
   bool regular = check_file(file, offset, count, "sendfile");
   std::shared_ptr<Transport> keep_alive = stream->shared_from_this();

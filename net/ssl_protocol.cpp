@@ -771,13 +771,10 @@ std::any SSLProtocol::get_extra_info(std::string_view name) const {
 }
 
 void SSLProtocol::set_protocol(std::shared_ptr<BaseProtocol> protocol) {
-  auto* stream = dynamic_cast<Protocol*>(protocol.get());
-  auto* buffered = dynamic_cast<BufferedProtocol*>(protocol.get());
-  if (!stream && !buffered)
-    throw std::invalid_argument("a TLS transport needs an aio::Protocol or aio::BufferedProtocol");
+  StreamProtocolFace face = stream_protocol_face(protocol.get(), "a TLS transport");
   app_ = std::move(protocol);
-  app_stream_ = stream;
-  app_buffered_ = buffered;
+  app_stream_ = face.stream;
+  app_buffered_ = face.buffered;
 }
 
 std::shared_ptr<Transport> SSLProtocol::handle() {
@@ -786,10 +783,10 @@ std::shared_ptr<Transport> SSLProtocol::handle() {
 }
 
 std::shared_ptr<Transport> share_transport(Transport& transport, const char* method) {
-  if (auto* stream = dynamic_cast<StreamTransport*>(&transport))
-    return std::static_pointer_cast<StreamTransport>(stream->shared_from_this());
-  if (auto* tls = dynamic_cast<SSLProtocol*>(&transport)) return tls->handle();
-  throw std::invalid_argument(std::string(method) + ": not a stream transport of this library");
+  if (auto shared = transport.shared_handle()) return shared;
+  throw std::invalid_argument(std::string(method) +
+                              ": the transport must be a stream or TLS transport of this library, got another "
+                              "aio::Transport (its shared_handle() is null)");
 }
 
 }  // namespace aio::detail

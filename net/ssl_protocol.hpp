@@ -84,6 +84,7 @@ class SSLProtocol final : public SSLTransport, public Protocol, public std::enab
   // transport underneath (which owns this layer). Once that one is gone, an
   // ordinary reference to the layer alone.
   std::shared_ptr<Transport> handle();
+  std::shared_ptr<Transport> shared_handle() override { return handle(); }
 
   // ---- The application's transport ----
   void close() override;
@@ -191,8 +192,8 @@ class SSLProtocol final : public SSLTransport, public Protocol, public std::enab
 };
 
 // Shared ownership of a stream transport of this library (a socket or pipe
-// transport, or a TLS one) from a reference; std::invalid_argument naming
-// `method` for any other.
+// transport, or a TLS one) from a reference (Transport::shared_handle());
+// std::invalid_argument naming `method` for any other.
 std::shared_ptr<Transport> share_transport(Transport& transport, const char* method);
 
 }  // namespace aio::detail

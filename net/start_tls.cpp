@@ -16,7 +16,7 @@ Task<std::shared_ptr<Transport>> start_tls(EventLoop& loop, Transport& transport
                                            StartTLSOptions options, std::string already_read) {
   if (!sslcontext) throw std::invalid_argument("start_tls: sslcontext must be an SSLContext, got null");
   if (!protocol) throw std::invalid_argument("start_tls: the protocol is null");
-  auto stream = dynamic_cast<StreamTransport*>(&transport);
+  StreamTransport* stream = transport.stream_transport();
   if (stream && stream->direction() != StreamTransport::Direction::both)
     throw std::invalid_argument("start_tls: a pipe transport cannot carry TLS");
   std::shared_ptr<Transport> plain = share_transport(transport, "start_tls");

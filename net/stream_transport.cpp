@@ -38,13 +38,10 @@ void StreamTransport::check_can_read(const char* method) const {
 StreamTransport::~StreamTransport() = default;
 
 void StreamTransport::set_protocol(std::shared_ptr<BaseProtocol> protocol) {
-  auto* stream = dynamic_cast<Protocol*>(protocol.get());
-  auto* buffered = dynamic_cast<BufferedProtocol*>(protocol.get());
-  if (!stream && !buffered)
-    throw std::invalid_argument("a stream transport needs an aio::Protocol or aio::BufferedProtocol");
+  StreamProtocolFace face = stream_protocol_face(protocol.get(), "a stream transport");
   adopt_protocol(std::move(protocol));
-  stream_ = stream;
-  buffered_protocol_ = buffered;
+  stream_ = face.stream;
+  buffered_protocol_ = face.buffered;
 }
 
 void StreamTransport::call_connection_made() {
@@ -307,10 +304,23 @@ std::shared_ptr<BaseProtocol> make_stream_protocol(const ProtocolFactory& factor
   if (!factory) throw std::invalid_argument(std::string(method) + ": the protocol factory is empty");
   std::shared_ptr<BaseProtocol> protocol = factory();
   if (!protocol) throw std::invalid_argument(std::string(method) + ": the protocol factory returned null");
-  if (!dynamic_cast<Protocol*>(protocol.get()) && !dynamic_cast<BufferedProtocol*>(protocol.get()))
+  if (!protocol->as_protocol() && !protocol->as_buffered_protocol())
     throw std::invalid_argument(std::string(method) +
-                                ": the protocol factory must make an aio::Protocol or aio::BufferedProtocol");
+                                ": the protocol factory must make an aio::Protocol or aio::BufferedProtocol, got " +
+                                describe_protocol(protocol.get()));
   return protocol;
+}
+
+StreamProtocolFace stream_protocol_face(BaseProtocol* protocol, const char* who) {
+  StreamProtocolFace face;
+  if (protocol) {
+    face.stream = protocol->as_protocol();
+    if (!face.stream) face.buffered = protocol->as_buffered_protocol();
+  }
+  if (!face.stream && !face.buffered)
+    throw std::invalid_argument(std::string(who) + " needs an aio::Protocol or aio::BufferedProtocol, got " +
+                                describe_protocol(protocol));
+  return face;
 }
 
 Task<void> start_transport(EventLoop& loop, std::shared_ptr<StreamTransport> transport) {

@@ -42,6 +42,8 @@ class StreamTransport : public TransportCore<Transport> {
   void write_eof() override;
   bool can_write_eof() const noexcept override { return direction_ != Direction::read; }
   void set_protocol(std::shared_ptr<BaseProtocol> protocol) override;
+  std::shared_ptr<Transport> shared_handle() override { return this->shared_from_this(); }
+  StreamTransport* stream_transport() noexcept override { return this; }
   Direction direction() const noexcept { return direction_; }
 
   // ---- For EventLoop::sendfile (net/sendfile.cpp), one at a time ----
@@ -131,6 +133,16 @@ class StreamTransport : public TransportCore<Transport> {
   Future<void> sendfile_waiter_;    // its pending wait
   std::size_t sendfile_level_ = 0;  // which completes at or below this many buffered bytes
 };
+
+// What a stream transport calls `protocol` through: exactly one of the two
+// is set. std::invalid_argument naming `who` ("a stream transport", "a TLS
+// transport"), what is allowed and what `protocol` is, unless it is an
+// aio::Protocol or an aio::BufferedProtocol.
+struct StreamProtocolFace {
+  Protocol* stream = nullptr;
+  BufferedProtocol* buffered = nullptr;
+};
+StreamProtocolFace stream_protocol_face(BaseProtocol* protocol, const char* who);
 
 // A protocol from `factory` for a stream transport. std::invalid_argument
 // naming `method` for an empty factory, a null protocol, or one that is

@@ -25,6 +25,14 @@ bool is_connection_reset(const std::exception_ptr& error) {
 
 }  // namespace
 
+std::string describe_protocol(BaseProtocol* protocol) {
+  if (!protocol) return "null";
+  if (protocol->as_protocol()) return "an aio::Protocol";
+  if (protocol->as_buffered_protocol()) return "an aio::BufferedProtocol";
+  if (protocol->as_datagram_protocol()) return "an aio::DatagramProtocol";
+  return "another kind of aio::BaseProtocol (a SubprocessProtocol, or one derived from BaseProtocol alone)";
+}
+
 template <class Interface>
 TransportCore<Interface>::~TransportCore() = default;
 

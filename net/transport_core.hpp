@@ -17,9 +17,15 @@
 #include <exception>
 #include <memory>
 #include <optional>
+#include <string>
 #include <utility>
 
 namespace aio::detail {
+
+// What `protocol` is, for the error a transport throws when given one of a
+// kind it cannot call: "null", "an aio::Protocol", "an aio::BufferedProtocol",
+// "an aio::DatagramProtocol", or another kind of aio::BaseProtocol.
+std::string describe_protocol(BaseProtocol* protocol);
 
 template <class Interface>
 class TransportCore : public Interface, public std::enable_shared_from_this<TransportCore<Interface>> {

@@ -23,6 +23,10 @@
 
 namespace aio {
 
+namespace detail {
+class StreamTransport;
+}
+
 class BaseTransport {
  public:
   virtual ~BaseTransport() = default;
@@ -83,7 +87,31 @@ class WriteTransport : public virtual BaseTransport {
 // other throw std::logic_error naming the mistake (asyncio's pipe
 // transports do not have them at all). connect_read_pipe and
 // connect_write_pipe return it as the ReadTransport or WriteTransport it is.
-class Transport : public ReadTransport, public WriteTransport {};
+//
+// What the loop asks of a Transport it is handed (start_tls, sendfile, a TLS
+// layer slid underneath a protocol), as asyncio asks its transports'
+// _start_tls_compatible and _sendfile_compatible: the question goes to the
+// object and its class answers. A class of the user's derived from
+// Transport overrides none of these; the defaults describe a transport the
+// loop cannot work on, which start_tls and sendfile refuse with an exception
+// naming what they need.
+class Transport : public ReadTransport, public WriteTransport {
+ public:
+  // A std::shared_ptr that owns this transport (or the object that keeps it
+  // alive), for work that outlives the call that handed it over: start_tls,
+  // sendfile through a TLS transport, a TLS layer on top. The library's
+  // stream and TLS transports give one; the default gives null, and those
+  // operations then throw std::invalid_argument.
+  virtual std::shared_ptr<Transport> shared_handle() { return nullptr; }
+  // This transport as the library's stream transport (a socket or pipe
+  // connection), whose write buffer sendfile borrows and whose socket it may
+  // hand to the OS; null for any other (the default, a TLS transport).
+  virtual detail::StreamTransport* stream_transport() noexcept { return nullptr; }
+  // Whether this transport encrypts what it is given (true for every
+  // SSLTransport): sendfile can then only write the file through it, never
+  // give the socket to the OS.
+  virtual bool is_tls() const noexcept { return false; }
+};
 
 // A TLS connection: what create_connection, create_server, ... with `ssl`
 // and start_tls give the application (asyncio's _SSLProtocolTransport).
@@ -100,6 +128,7 @@ class Transport : public ReadTransport, public WriteTransport {};
 // from the transport underneath, and are empty once the connection is lost.
 class SSLTransport : public Transport {
  public:
+  bool is_tls() const noexcept final { return true; }
   // Encrypted bytes received and not yet decrypted. Over the read limits'
   // high mark (256 KiB by default) the socket's reading pauses until they
   // are back at the low one.

@@ -1,8 +1,8 @@
 // Datagram endpoints (create_datagram_endpoint, DatagramTransport,
 // DatagramProtocol; CONTRACTS.md 22-27, 32, 36) over loopback UDP and, on
 // POSIX, Unix datagram sockets.
-#include <core/log.hpp>
 #include <core/address.hpp>
+#include <core/log.hpp>
 #include <net/dns.hpp>
 #include <net/protocols.hpp>
 #include <net/socket.hpp>
@@ -788,7 +788,8 @@ TEST_CASE("test_net_datagram: bad arguments are std::invalid_argument saying wha
   CHECK(contains(attempt(nullptr, {.local_addr = aio::HostPort{"127.0.0.1", 0}}), "factory is empty"));
   CHECK(contains(attempt([] { return std::shared_ptr<aio::BaseProtocol>(); }, {.family = AF_INET}), "returned null"));
   message = attempt([] { return std::make_shared<aio::Protocol>(); }, {.local_addr = aio::HostPort{"127.0.0.1", 0}});
-  CHECK(contains(message, "aio::DatagramProtocol"));
+  CHECK(contains(message, "must make an aio::DatagramProtocol"));
+  CHECK(contains(message, "got an aio::Protocol"));
   CHECK(proto->made == 0);
   // The failures leaked no socket (libkqueue may meanwhile release descriptors of its own).
   if (fds_before >= 0) CHECK(test::open_fd_count() <= fds_before);
@@ -807,7 +808,11 @@ TEST_CASE("test_net_datagram: bad arguments are std::invalid_argument saying wha
                   std::system_error);
   // A transport refuses a protocol of the wrong kind, and keeps its own.
   Endpoint e = open_udp(*loop);
-  CHECK_THROWS_AS(e.tr->set_protocol(std::make_shared<aio::Protocol>()), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(e.tr->set_protocol(std::make_shared<aio::Protocol>()),
+                       "a datagram transport needs an aio::DatagramProtocol, got an aio::Protocol",
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(e.tr->set_protocol(nullptr), "a datagram transport needs an aio::DatagramProtocol, got null",
+                       std::invalid_argument);
   CHECK(e.tr->get_protocol() == e.proto);
   finish(*loop, {&e});
 }

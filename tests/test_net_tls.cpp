@@ -707,6 +707,27 @@ TEST_CASE("tls: start_tls refuses what it cannot upgrade") {
     CHECK(!transport->is_closing());  // refused before touching the connection
     transport->close();
   }());
+#ifndef _WIN32
+  // A pipe carries one direction: the library's stream transport, but no TLS.
+  int fds[2];
+  REQUIRE(::pipe(fds) == 0);
+  test::run(*loop, [&]() -> aio::Task<void> {
+    auto rec = std::make_shared<Recorder>();
+    aio::ProtocolFactory factory = [rec] { return rec; };
+    auto [pipe_transport, protocol] = co_await loop->connect_read_pipe(factory, fds[0]);
+    REQUIRE(rec->transport);
+    CHECK(rec->transport->stream_transport() != nullptr);
+    std::shared_ptr<aio::BaseProtocol> app = rec;
+    aio::StartTLSOptions options;
+    options.server_hostname = "localhost";
+    auto upgrade = loop->start_tls(*rec->transport, app, client_ctx.get(), options);
+    CHECK_THROWS_WITH_AS(co_await std::move(upgrade), "start_tls: a pipe transport cannot carry TLS",
+                         std::invalid_argument);
+    CHECK(!pipe_transport->is_closing());
+    pipe_transport->close();
+  }());
+  ::close(fds[1]);
+#endif
   loop->close();
 }
 
@@ -857,6 +878,52 @@ TEST_CASE("tls: the layer gives the same plain text and events however the bytes
   loop->close();
 }
 
+TEST_CASE("tls: start_tls and sendfile refuse a transport that is not this library's, naming what they need") {
+  auto loop = make_loop();
+  auto client_ctx = client_context();
+  // A user's own Transport overrides none of the loop's questions: the
+  // defaults say it is none of the library's.
+  auto foreign = std::make_shared<MemoryTransport>();
+  CHECK(foreign->shared_handle() == nullptr);
+  CHECK(foreign->stream_transport() == nullptr);
+  CHECK_FALSE(foreign->is_tls());
+  test::TempFile file("some content");
+  test::run(*loop, [&]() -> aio::Task<void> {
+    std::shared_ptr<aio::BaseProtocol> app = std::make_shared<Recorder>();
+    aio::StartTLSOptions options;
+    options.server_hostname = "localhost";
+    auto upgrade = loop->start_tls(*foreign, app, client_ctx.get(), options);
+    CHECK_THROWS_WITH_AS(co_await std::move(upgrade),
+                         "start_tls: the transport must be a stream or TLS transport of this library, got another "
+                         "aio::Transport (its shared_handle() is null)",
+                         std::invalid_argument);
+    auto send = loop->sendfile(*foreign, file.fd);
+    CHECK_THROWS_WITH_AS(co_await std::move(send), doctest::Contains("neither a stream nor a TLS transport"),
+                         std::runtime_error);
+  }());
+  CHECK(foreign->out.empty());
+  CHECK_FALSE(foreign->closed);
+  loop->close();
+}
+
+TEST_CASE("tls: the TLS transport refuses an application protocol of another kind, naming it") {
+  auto loop = make_loop();
+  aio::detail::SSLSettings settings{client_context(), false, "localhost"};
+  auto app = std::make_shared<Recorder>();
+  auto layer = std::make_shared<aio::detail::SSLProtocol>(*loop, app, settings);
+  CHECK(layer->is_tls());
+  CHECK(layer->stream_transport() == nullptr);
+  CHECK_THROWS_WITH_AS(layer->set_protocol(std::make_shared<aio::DatagramProtocol>()),
+                       "a TLS transport needs an aio::Protocol or aio::BufferedProtocol, got an aio::DatagramProtocol",
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(layer->set_protocol(nullptr), doctest::Contains("got null"), std::invalid_argument);
+  CHECK(layer->get_protocol() == app);
+  std::shared_ptr<aio::BaseProtocol> datagram = std::make_shared<aio::DatagramProtocol>();
+  auto make_layer = [&] { return std::make_shared<aio::detail::SSLProtocol>(*loop, datagram, settings); };
+  CHECK_THROWS_WITH_AS(make_layer(), doctest::Contains("got an aio::DatagramProtocol"), std::invalid_argument);
+  loop->close();
+}
+
 TEST_CASE("tls: sendfile over a TLS transport goes through the fallback, byte for byte") {
   auto loop = make_loop();
   auto server_ctx = server_context();
@@ -872,6 +939,9 @@ TEST_CASE("tls: sendfile over a TLS transport goes through the fallback, byte fo
         aio::ConnectOptions options = tls_options(client_ctx.get());
         auto rec = std::make_shared<Recorder>();
         std::shared_ptr<aio::Transport> transport = co_await connect(*loop, srv.port, options, rec);
+        CHECK(transport->is_tls());  // what makes sendfile take the fallback
+        CHECK(transport->stream_transport() == nullptr);
+        CHECK(transport->shared_handle() == transport);
         transport->write("head:");
         auto refused = loop->sendfile(*transport, file.fd, 0, std::nullopt, false);
         CHECK_THROWS_AS(co_await std::move(refused), aio::SendfileNotAvailableError);

@@ -871,6 +871,75 @@ TEST_CASE("test_net_transport: set_protocol switches the protocol that is called
   loop->close();
 }
 
+namespace {
+
+// A user's protocols, one of each kind: they override nothing but callbacks.
+struct MyStream : aio::Protocol {};
+struct MyBuffered : aio::BufferedProtocol {
+  char memory[16];
+  std::span<char> get_buffer(std::size_t) override { return memory; }
+  void buffer_updated(std::size_t) override {}
+};
+struct MyDatagram : aio::DatagramProtocol {};
+struct MyOther : aio::BaseProtocol {};
+
+}  // namespace
+
+TEST_CASE("test_net_transport: a protocol answers for its own kind, a user's class overriding nothing") {
+  MyStream stream;
+  MyBuffered buffered;
+  MyDatagram datagram;
+  MyOther other;
+  aio::BaseProtocol* base = &stream;
+  CHECK(base->as_protocol() == &stream);
+  CHECK(base->as_buffered_protocol() == nullptr);
+  CHECK(base->as_datagram_protocol() == nullptr);
+  base = &buffered;
+  CHECK(base->as_protocol() == nullptr);
+  CHECK(base->as_buffered_protocol() == &buffered);
+  CHECK(base->as_datagram_protocol() == nullptr);
+  base = &datagram;
+  CHECK(base->as_protocol() == nullptr);
+  CHECK(base->as_buffered_protocol() == nullptr);
+  CHECK(base->as_datagram_protocol() == &datagram);
+  base = &other;
+  CHECK(base->as_protocol() == nullptr);
+  CHECK(base->as_buffered_protocol() == nullptr);
+  CHECK(base->as_datagram_protocol() == nullptr);
+}
+
+TEST_CASE("test_net_transport: set_protocol refuses a protocol of another kind, naming it, and keeps its own") {
+  auto loop = make_loop();
+  Conn c = connect_pair(*loop);
+  CHECK_THROWS_WITH_AS(
+      c.tr->set_protocol(std::make_shared<MyDatagram>()),
+      "a stream transport needs an aio::Protocol or aio::BufferedProtocol, got an aio::DatagramProtocol",
+      std::invalid_argument);
+  CHECK_THROWS_WITH_AS(c.tr->set_protocol(std::make_shared<MyOther>()),
+                       doctest::Contains("got another kind of aio::BaseProtocol"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(c.tr->set_protocol(nullptr), doctest::Contains("got null"), std::invalid_argument);
+  CHECK(c.tr->get_protocol() == c.proto);
+  auto buffered = std::make_shared<MyBuffered>();
+  c.tr->set_protocol(buffered);  // the other stream kind is fine
+  CHECK(c.tr->get_protocol() == buffered);
+  c.tr->set_protocol(c.proto);
+  finish(*loop, c);
+}
+
+TEST_CASE("test_net_transport: a socket transport tells start_tls and sendfile what it is") {
+  auto loop = make_loop();
+  Conn c = connect_pair(*loop);
+  aio::Transport& transport = *c.tr;
+  std::shared_ptr<aio::Transport> shared = transport.shared_handle();
+  CHECK(shared == c.tr);  // the transport itself, owned with it
+  CHECK_FALSE(shared.owner_before(c.tr));
+  CHECK_FALSE(c.tr.owner_before(shared));
+  CHECK(transport.stream_transport() != nullptr);
+  CHECK_FALSE(transport.is_tls());
+  shared.reset();
+  finish(*loop, c);
+}
+
 TEST_CASE("test_net_transport: connect_accepted_socket rejects what is no stream connection") {
   auto loop = make_loop();
   SUBCASE("a UDP socket") {
@@ -888,9 +957,19 @@ TEST_CASE("test_net_transport: connect_accepted_socket rejects what is no stream
   }
   SUBCASE("a factory making a protocol that is no stream protocol") {
     auto [a, b] = aio::Socket::socketpair();
-    CHECK_THROWS_AS(test::run(*loop, loop->connect_accepted_socket([] { return std::make_shared<aio::BaseProtocol>(); },
-                                                                   std::move(a))),
-                    std::invalid_argument);
+    CHECK_THROWS_WITH_AS(
+        test::run(*loop,
+                  loop->connect_accepted_socket([] { return std::make_shared<aio::BaseProtocol>(); }, std::move(a))),
+        doctest::Contains("the protocol factory must make an aio::Protocol or aio::BufferedProtocol, got another kind"),
+        std::invalid_argument);
+  }
+  SUBCASE("a factory making a datagram protocol") {
+    auto [a, b] = aio::Socket::socketpair();
+    CHECK_THROWS_WITH_AS(
+        test::run(*loop, loop->connect_accepted_socket([] { return std::make_shared<MyDatagram>(); }, std::move(a))),
+        "connect_accepted_socket: the protocol factory must make an aio::Protocol or aio::BufferedProtocol, got an "
+        "aio::DatagramProtocol",
+        std::invalid_argument);
   }
   spin(*loop, 0.01);
   loop->close();
