@@ -121,6 +121,7 @@ void MemoryBio::reserve(std::size_t more) {
 
 void MemoryBio::append(std::string_view data) {
   if (data.empty()) return;
+  if (pass_ && begin_ == end_ && lent_.empty() && pass_->pass(data)) return;
   if (!lent_.empty()) keep_lent();  // the lent bytes are older
   reserve(data.size());
   std::memcpy(data_.get() + end_, data.data(), data.size());

@@ -6,7 +6,10 @@
 // without zero-filling, and can lend OpenSSL a segment in place for as long
 // as the caller runs (`lend`): SSL_read takes its records straight from the
 // transport's buffer, and only what it leaves (part of a record, or what
-// arrived while reading is paused) is copied, when the loan ends.
+// arrived while reading is paused) is copied, when the loan ends. On the way
+// out, a pass-through can take what OpenSSL writes straight from OpenSSL's
+// buffer (`set_pass_through`): a record then reaches the transport with no
+// copy of ours in between.
 #pragma once
 
 #include <cstddef>
@@ -19,6 +22,17 @@ namespace aio::detail {
 
 class MemoryBio {
  public:
+  // Offered what OpenSSL writes while nothing is kept; returns false to
+  // have it kept instead. It runs inside an OpenSSL call: it must not throw
+  // or call into the same SSL object.
+  class PassThrough {
+   public:
+    virtual bool pass(std::string_view data) noexcept = 0;
+
+   protected:
+    ~PassThrough() = default;
+  };
+
   // Throws std::bad_alloc when OpenSSL cannot make the BIO.
   MemoryBio();
   // The BIO stays with whoever else holds it (the SSL object), emptied:
@@ -36,8 +50,11 @@ class MemoryBio {
   std::string_view kept() const noexcept { return {data_.get() + begin_, end_ - begin_}; }
   // Forgets the kept bytes (they were sent); a large buffer is released.
   void clear() noexcept;
-  // Copies `data` in after what is there.
+  // Copies `data` in after what is there, unless the pass-through (when
+  // there is one and nothing is kept) takes it.
   void append(std::string_view data);
+  // Null: every write is kept.
+  void set_pass_through(PassThrough* to) noexcept { pass_ = to; }
   // OpenSSL's read: up to `size` bytes, oldest first; 0 when there are none.
   std::size_t read(char* into, std::size_t size) noexcept;
 
@@ -59,6 +76,7 @@ class MemoryBio {
   std::size_t begin_ = 0;  // kept bytes are [begin_, end_)
   std::size_t end_ = 0;
   std::string_view lent_;
+  PassThrough* pass_ = nullptr;
 };
 
 }  // namespace aio::detail

@@ -17,6 +17,7 @@
 #include <limits>
 #include <stdexcept>
 #include <system_error>
+#include <utility>
 
 namespace aio::detail {
 
@@ -534,7 +535,13 @@ std::size_t SSLProtocol::encrypt(std::string_view data) {
   while (done < data.size() && !ssl_writing_paused_) {
     std::size_t piece = std::min(data.size() - done, write_batch);
     clear_ssl_errors();
+    // A piece that fits one record leaves in one send from OpenSSL's own
+    // buffer, not copied into the BIO first; larger ones are gathered there,
+    // up to write_batch, into one send of several records.
+    outgoing_.set_pass_through(piece <= SSL3_RT_MAX_PLAIN_LENGTH ? this : nullptr);
     int n = SSL_write(ssl, data.data() + done, static_cast<int>(piece));
+    outgoing_.set_pass_through(nullptr);
+    if (pass_error_) std::rethrow_exception(std::exchange(pass_error_, nullptr));
     if (n <= 0) {
       int code = SSL_get_error(ssl, n);
       // Mid-renegotiation SSL_write needs the peer's answer first; the rest
@@ -578,6 +585,19 @@ void SSLProtocol::process_outgoing(bool even_if_paused) {
     }
   }
   control_app_writing();
+}
+
+bool SSLProtocol::pass(std::string_view records) noexcept {
+  if (ssl_writing_paused_) return false;
+  auto transport = transport_.lock();
+  if (!transport) return false;
+  // As process_outgoing: once the transport is closing, dropped.
+  try {
+    if (!transport->is_closing()) transport->write(records);
+  } catch (...) {
+    pass_error_ = std::current_exception();  // taken, not kept: the connection fails with it
+  }
+  return true;
 }
 
 std::size_t SSLProtocol::get_write_buffer_size() const noexcept { return backlog_size_ + outgoing_.pending(); }

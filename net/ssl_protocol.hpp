@@ -60,7 +60,10 @@ std::optional<SSLSettings> ssl_settings(const char* method, SSLContext* ssl, boo
                                         std::optional<double> handshake_timeout,
                                         std::optional<double> shutdown_timeout);
 
-class SSLProtocol final : public SSLTransport, public Protocol, public std::enable_shared_from_this<SSLProtocol> {
+class SSLProtocol final : public SSLTransport,
+                          public Protocol,
+                          public std::enable_shared_from_this<SSLProtocol>,
+                          private MemoryBio::PassThrough {
  public:
   // `app` must be a Protocol or a BufferedProtocol. Without
   // `call_connection_made` (start_tls) the application's connection_made is
@@ -148,6 +151,8 @@ class SSLProtocol final : public SSLTransport, public Protocol, public std::enab
   void call_eof_received();
   void control_app_writing();
   void control_ssl_reading();
+  // MemoryBio::PassThrough: one record, straight from OpenSSL to the transport.
+  bool pass(std::string_view records) noexcept override;
   void fatal_error(std::exception_ptr error, const char* message);
   void wake_waiter(std::exception_ptr error);
   void cancel_timers() noexcept;
@@ -183,6 +188,7 @@ class SSLProtocol final : public SSLTransport, public Protocol, public std::enab
   bool app_closed_ = false;          // the application called close(): incoming data is discarded
   int dropped_writes_ = 0;
   std::exception_ptr lost_error_;  // what the connection is being closed with
+  std::exception_ptr pass_error_;  // what the transport threw inside SSL_write, rethrown after it
   std::optional<Future<void>> waiter_;
   std::exception_ptr handshake_error_;
   bool handshake_finished_ = false;

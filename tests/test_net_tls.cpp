@@ -430,7 +430,13 @@ TEST_CASE("tls: end of file without close_notify: data, then eof_received, then 
   loop->close();
 }
 
-TEST_CASE("tls: one large write pauses and resumes writing once, at asyncio's TLS limits (59)") {
+namespace {
+
+// 16 MiB written at once while the server does not read, or in 4 KiB writes
+// (each one record, which goes from OpenSSL's buffer to the transport
+// directly: the socket takes part of one, the transport keeps the rest, and
+// the transport's pause comes inside SSL_write).
+void write_until_paused(std::size_t piece) {
   auto loop = make_loop();
   auto server_ctx = server_context();
   auto client_ctx = client_context();
@@ -460,7 +466,8 @@ TEST_CASE("tls: one large write pauses and resumes writing once, at asyncio's TL
         CHECK(tls.get_read_buffer_limits() == std::pair<std::size_t, std::size_t>{64 * 1024, 256 * 1024});
         CHECK_THROWS_AS(tls.set_read_buffer_limits(1, 2), std::invalid_argument);
         const std::string payload = pattern(16 * 1024 * 1024, 5);
-        transport->write(payload);
+        for (std::size_t at = 0; at < payload.size(); at += piece)
+          transport->write(std::string_view(payload).substr(at, piece));
         std::function<bool()> paused = [&] { return rec->paused == 1 && server_side != nullptr; };
         co_await test::until(paused, 10.0);
         CHECK(transport->get_write_buffer_size() >= 512 * 1024);
@@ -476,6 +483,16 @@ TEST_CASE("tls: one large write pauses and resumes writing once, at asyncio's TL
       }(),
       60.0);
   loop->close();
+}
+
+}  // namespace
+
+TEST_CASE("tls: one large write pauses and resumes writing once, at asyncio's TLS limits (59)") {
+  write_until_paused(16 * 1024 * 1024);
+}
+
+TEST_CASE("tls: small writes that fill every buffer pause and resume once, every byte in order (59)") {
+  write_until_paused(4096);
 }
 
 namespace {
@@ -851,6 +868,32 @@ TEST_CASE("tls: the memory BIO keeps the bytes in order, lent or copied, and out
     memory.clear();
     CHECK(memory.pending() == 0);
     CHECK(memory.kept().empty());
+
+    // A pass-through takes writes while nothing is kept; what it declines
+    // is kept, and once something is, later writes queue behind it.
+    struct Taker final : aio::detail::MemoryBio::PassThrough {
+      std::string taken;
+      bool willing = true;
+      bool pass(std::string_view data) noexcept override {
+        if (willing) taken += data;
+        return willing;
+      }
+    } taker;
+    memory.set_pass_through(&taker);
+    CHECK(BIO_write(bio, "qr", 2) == 2);
+    CHECK(taker.taken == "qr");
+    CHECK(memory.pending() == 0);
+    taker.willing = false;
+    CHECK(BIO_write(bio, "st", 2) == 2);
+    taker.willing = true;
+    CHECK(BIO_write(bio, "uv", 2) == 2);
+    CHECK(taker.taken == "qr");
+    CHECK(memory.kept() == "stuv");
+    memory.clear();
+    memory.set_pass_through(nullptr);
+    CHECK(BIO_write(bio, "w", 1) == 1);
+    CHECK(memory.kept() == "w");
+    memory.clear();
   }
   // The SSL object may outlive the layer (get_extra_info("ssl_object")): its
   // BIO then reads nothing and drops what is written, never touching freed memory.
