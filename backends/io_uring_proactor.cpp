@@ -164,6 +164,10 @@ struct alignas(16) IoUringProactor::Listener {
   // for a whole iteration has its multishot cancelled, so that a listener
   // closed by its owner is not kept open (and accepting) by the ring.
   bool used = false;
+  // Iterations since it was last used, while it holds queued sockets that
+  // nobody accepts: an iteration that does not block looks at it on the
+  // 1st, 2nd, 4th, ... and then every 64th, not on every one.
+  unsigned idle_turns = 0;
   // Closed, or replaced by another file under the same number: no
   // accept() reaches it any more; dropped once its multishot ended.
   bool retired = false;
@@ -654,10 +658,12 @@ struct IoUringProactor::Impl {
   // sockets still queued (the queue full, or idle) is looked at: if its
   // owner closed it without the proactor knowing (a plain close after
   // sock_accept, Server::close), the queued connections close now, as the
-  // kernel's backlog would have been reset, rather than with the loop. One
-  // accepted on in this iteration waits for the next, which the deferred
-  // result of that accept keeps from blocking: no fstat on a busy listener.
-  void tend_listeners() {
+  // kernel's backlog would have been reset, rather than with the loop: on
+  // every iteration that may block (`may_block`), else less and less often
+  // (Listener::idle_turns), so a busy loop pays little. One accepted on in
+  // this iteration waits for the next, which the deferred result of that
+  // accept keeps from blocking: no fstat on a busy listener.
+  void tend_listeners(bool may_block) {
     for (std::size_t i = 0; i < listeners.size();) {
       Listener& l = *listeners[i];
       if (l.retired && !l.armed) {
@@ -668,14 +674,21 @@ struct IoUringProactor::Impl {
       if (!l.retired && !l.used && !l.waiters_head) {
         if (l.armed) {
           cancel_listener(l);
-        } else if (!l.ready.empty()) {
+        } else if (!l.ready.empty() && (look_now(l) || may_block)) {
           struct stat st {};
           if (fstat(l.fd, &st) != 0 || !same_file(l, st)) retire(l, EBADF);
         }
       }
+      if (l.used) l.idle_turns = 0;
       l.used = false;
       ++i;
     }
+  }
+
+  static bool look_now(Listener& l) noexcept {
+    unsigned turn = ++l.idle_turns;
+    if (turn >= 128) l.idle_turns = 64;  // bounded: every 64th from here on
+    return (turn & (turn - 1)) == 0 || turn % 64 == 0;
   }
 
   bool listeners_armed() const noexcept {
@@ -991,7 +1004,7 @@ void IoUringProactor::wait(std::int64_t timeout_ns) {
   Impl& s = *impl_;
   s.check_owner();
   if (s.closing) throw std::logic_error("io_uring: wait() after close()");
-  s.tend_listeners();
+  s.tend_listeners(s.deferred.empty() && timeout_ns != 0 && io_uring_cq_ready(&s.ring) == 0);
   s.flush_backlog();
   if (!s.wake_armed) s.arm_wake();
   int error = 0;

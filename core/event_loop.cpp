@@ -174,14 +174,6 @@ namespace {
                             "coroutines or transports, or a selector backend (AIO_BACKEND=select)");
 }
 
-// Said once for the pipe and handle hooks: they fail for pipes and
-// subprocesses alike.
-std::string no_pipes_here(std::string_view backend) {
-  return "the " + std::string(backend) +
-         " event loop has no pipe transports and runs no subprocesses here (on Windows only the proactor loop, the "
-         "default, has them, as asyncio's)";
-}
-
 }  // namespace
 
 // A closed loop says so first, as every scheduling call does.
@@ -195,18 +187,24 @@ void EventLoop::add_writer_impl(fd_t, detail::Callback) {
   no_readiness(*this, "add_writer");
 }
 
+// Said once for the pipe, handle and subprocess hooks: they fail for pipes
+// and subprocesses alike.
+void EventLoop::throw_no_pipes(const char* method) const {
+  throw NotImplementedError(std::string(method) + ": the " + std::string(backend()) +
+                            " event loop has no pipe transports and runs no subprocesses here (on Windows only the "
+                            "proactor loop, the default, has them, as asyncio's)");
+}
+
 std::shared_ptr<detail::StreamTransport> EventLoop::make_read_pipe_transport(fd_t, std::shared_ptr<BaseProtocol>) {
-  throw NotImplementedError("connect_read_pipe / subprocess_exec: " + no_pipes_here(backend()));
+  throw_no_pipes("connect_read_pipe / subprocess_exec");
 }
 
 std::shared_ptr<detail::StreamTransport> EventLoop::make_write_pipe_transport(fd_t, std::shared_ptr<BaseProtocol>,
                                                                               bool) {
-  throw NotImplementedError("connect_write_pipe / subprocess_exec: " + no_pipes_here(backend()));
+  throw_no_pipes("connect_write_pipe / subprocess_exec");
 }
 
-Task<void> EventLoop::wait_for_handle(fd_t) {
-  throw NotImplementedError("subprocess_exec: " + no_pipes_here(backend()) + "; it cannot wait for a process");
-}
+Task<void> EventLoop::wait_for_handle(fd_t) { throw_no_pipes("subprocess_exec (waiting for a process)"); }
 
 bool EventLoop::remove_reader(fd_t) { return false; }
 bool EventLoop::remove_writer(fd_t) { return false; }

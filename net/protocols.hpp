@@ -21,19 +21,21 @@ class SubprocessTransport;
 class Protocol;
 class BufferedProtocol;
 class DatagramProtocol;
+class SubprocessProtocol;
 
 class BaseProtocol {
  public:
   virtual ~BaseProtocol() = default;
   // Which interface a transport may call this protocol through (what asyncio
   // asks with isinstance): this object as a Protocol, a BufferedProtocol or a
-  // DatagramProtocol, or null when it is not one. Protocol, BufferedProtocol
-  // and DatagramProtocol each answer for themselves (final), so a class
+  // DatagramProtocol (or, for subprocess_exec, a SubprocessProtocol), or
+  // null when it is not one. Each of those answers for itself (final), so a class
   // derived from one of them overrides nothing; a transport given a protocol
   // of none of the kinds it calls throws std::invalid_argument naming them.
   virtual Protocol* as_protocol() noexcept { return nullptr; }
   virtual BufferedProtocol* as_buffered_protocol() noexcept { return nullptr; }
   virtual DatagramProtocol* as_datagram_protocol() noexcept { return nullptr; }
+  virtual SubprocessProtocol* as_subprocess_protocol() noexcept { return nullptr; }
   // The connection is gone: `error` is null after a clean close or end of
   // file, else what broke it. The transport is unusable after this returns.
   virtual void connection_lost(std::exception_ptr error) { (void)error; }
@@ -98,6 +100,7 @@ class DatagramProtocol : public BaseProtocol {
 // pipe's buffer.
 class SubprocessProtocol : public BaseProtocol {
  public:
+  SubprocessProtocol* as_subprocess_protocol() noexcept final { return this; }
   // `transport` stays valid until connection_lost returns.
   virtual void connection_made(SubprocessTransport& transport) { (void)transport; }
   // Data the child wrote to its stdout (fd 1) or stderr (fd 2); valid

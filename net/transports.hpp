@@ -176,10 +176,11 @@ class SubprocessTransport : public BaseTransport {
   virtual int get_pid() const noexcept = 0;
   // The exit status, or -N after signal N; empty while it runs.
   virtual std::optional<int> get_returncode() const noexcept = 0;
-  // The transport of the child's stdin (0, a WriteTransport), stdout (1) or
-  // stderr (2, ReadTransports), or null if that stream is no pipe or fd is
-  // none of these.
-  virtual std::shared_ptr<BaseTransport> get_pipe_transport(int fd) const = 0;
+  // The transport of the child's stdin (0: used as a WriteTransport),
+  // stdout (1) or stderr (2: used as ReadTransports), or null if that
+  // stream is no pipe or fd is none of these. A pipe transport of this
+  // library is both (a stream transport), so it is given as a Transport.
+  virtual std::shared_ptr<Transport> get_pipe_transport(int fd) const = 0;
   // Signals the child; once it has been reaped, does nothing (contract 76,
   // as Popen.send_signal: its pid may be another process's by then).
   virtual void send_signal(int signal) = 0;

@@ -27,7 +27,7 @@ class ProcessProtocol final : public SubprocessProtocol {
   void connection_made(SubprocessTransport& transport) override {
     loop_ = &get_running_loop();
     for (int fd = 0; fd < 3; ++fd) {
-      auto pipe = std::dynamic_pointer_cast<Transport>(transport.get_pipe_transport(fd));
+      std::shared_ptr<Transport> pipe = transport.get_pipe_transport(fd);
       if (!pipe) continue;
       auto i = static_cast<std::size_t>(fd);
       readers_[i].emplace(limit_);

@@ -71,16 +71,16 @@ class ChildTransport final : public SubprocessTransport, public std::enable_shar
   bool is_closing() const noexcept override { return closed_; }
   std::any get_extra_info(std::string_view) const override { return {}; }
   void set_protocol(std::shared_ptr<BaseProtocol> protocol) override {
-    auto subprocess = std::dynamic_pointer_cast<SubprocessProtocol>(std::move(protocol));
+    SubprocessProtocol* subprocess = protocol ? protocol->as_subprocess_protocol() : nullptr;
     if (!subprocess) throw std::invalid_argument("a subprocess transport needs an aio::SubprocessProtocol");
-    protocol_ = std::move(subprocess);
+    protocol_ = std::shared_ptr<SubprocessProtocol>(std::move(protocol), subprocess);
   }
   std::shared_ptr<BaseProtocol> get_protocol() const override { return protocol_; }
 
   // ---- SubprocessTransport ----
   int get_pid() const noexcept override { return child_.pid; }
   std::optional<int> get_returncode() const noexcept override { return returncode_; }
-  std::shared_ptr<BaseTransport> get_pipe_transport(int fd) const override {
+  std::shared_ptr<Transport> get_pipe_transport(int fd) const override {
     if (fd < 0 || fd > 2) return nullptr;
     return pipes_[static_cast<std::size_t>(fd)];
   }
@@ -324,10 +324,11 @@ Task<std::pair<std::shared_ptr<SubprocessTransport>, std::shared_ptr<SubprocessP
   if (options.stdin_.kind() == Stdio::Kind::to_stdout || options.stdout_.kind() == Stdio::Kind::to_stdout)
     throw std::invalid_argument("subprocess_exec: STDOUT is only for stderr");
   std::shared_ptr<BaseProtocol> base = factory();
-  auto protocol = std::dynamic_pointer_cast<SubprocessProtocol>(base);
-  if (!protocol)
+  SubprocessProtocol* face = base ? base->as_subprocess_protocol() : nullptr;
+  if (!face)
     throw std::invalid_argument(base ? "subprocess_exec: the protocol factory must make an aio::SubprocessProtocol"
                                      : "subprocess_exec: the protocol factory returned null");
+  std::shared_ptr<SubprocessProtocol> protocol(base, face);
   std::shared_ptr<SubprocessTransport> transport =
       co_await make_subprocess_transport(protocol, std::move(program), std::move(args), std::move(options));
   co_return std::pair<std::shared_ptr<SubprocessTransport>, std::shared_ptr<SubprocessProtocol>>{std::move(transport),
@@ -337,9 +338,7 @@ Task<std::pair<std::shared_ptr<SubprocessTransport>, std::shared_ptr<SubprocessP
 Task<std::shared_ptr<SubprocessTransport>> EventLoop::make_subprocess_transport(std::shared_ptr<SubprocessProtocol>,
                                                                                 std::string, std::vector<std::string>,
                                                                                 SubprocessOptions) {
-  throw NotImplementedError("subprocess_exec: the " + std::string(backend()) +
-                            " event loop runs no subprocesses here (on Windows only the proactor loop, the default, "
-                            "runs them, as asyncio's)");
+  throw_no_pipes("subprocess_exec");
 }
 
 Task<std::shared_ptr<SubprocessTransport>> EventLoop::start_subprocess(std::shared_ptr<SubprocessProtocol> protocol,

@@ -93,6 +93,9 @@ TEST_CASE("test_subprocess: output, exit code and the order of the callbacks (67
   REQUIRE(transport->get_pipe_transport(0));
   REQUIRE(transport->get_pipe_transport(1));
   CHECK_FALSE(transport->get_pipe_transport(3));
+  // Only a SubprocessProtocol can take the child's place.
+  CHECK_THROWS_AS(transport->set_protocol(std::make_shared<aio::Protocol>()), std::invalid_argument);
+  CHECK(transport->get_protocol().get() == child.get());
   run_until(*loop, [&] { return child->lost; });
   CHECK(child->out == "out\n");
   CHECK(child->err == "err\n");
@@ -110,7 +113,7 @@ TEST_CASE("test_subprocess: a round trip through cat, byte for byte") {
   auto child = std::make_shared<Child>();
   aio::ProtocolFactory factory = [child] { return child; };
   Pair pair = test::run(*loop, loop->subprocess_exec(factory, "cat", {}));
-  auto stdin_pipe = std::dynamic_pointer_cast<aio::WriteTransport>(pair.first->get_pipe_transport(0));
+  std::shared_ptr<aio::WriteTransport> stdin_pipe = pair.first->get_pipe_transport(0);
   REQUIRE(stdin_pipe);
   // 4 MiB here; the stress run (stress-subprocess) sends the contract's 64.
   std::string payload = test::pattern(static_cast<std::size_t>(env_count("AIO_TEST_CAT_MIB", 4)) << 20);

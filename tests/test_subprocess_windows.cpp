@@ -143,7 +143,7 @@ TEST_CASE("test_subprocess[windows]: a round trip through the child, byte for by
   auto child = std::make_shared<Child>();
   aio::ProtocolFactory factory = [child] { return child; };
   Pair pair = test::run(*loop, loop->subprocess_exec(factory, helper(), {"echo"}));
-  auto stdin_pipe = std::dynamic_pointer_cast<aio::WriteTransport>(pair.first->get_pipe_transport(0));
+  std::shared_ptr<aio::WriteTransport> stdin_pipe = pair.first->get_pipe_transport(0);
   REQUIRE(stdin_pipe);
   std::string payload = test::pattern(static_cast<std::size_t>(env_count("AIO_TEST_CAT_MIB", 4)) << 20);
   stdin_pipe->write(payload);
