@@ -814,11 +814,11 @@ class EventLoop {
   virtual Task<std::shared_ptr<SubprocessTransport>> make_subprocess_transport(
       std::shared_ptr<SubprocessProtocol> protocol, std::string program, std::vector<std::string> args,
       SubprocessOptions options);
-  // What those overrides run: the child over make_*_pipe_transport and
-  // wait_for_handle (process/subprocess.cpp).
   // What the default pipe, handle and subprocess hooks throw: a
   // NotImplementedError naming `method` and this loop's backend.
   [[noreturn]] void throw_no_pipes(const char* method) const;
+  // What those overrides run: the child over make_*_pipe_transport and
+  // wait_for_handle (process/subprocess.cpp).
   Task<std::shared_ptr<SubprocessTransport>> start_subprocess(std::shared_ptr<SubprocessProtocol> protocol,
                                                               std::string program, std::vector<std::string> args,
                                                               SubprocessOptions options);
