@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <bit>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -22,6 +23,7 @@
 #include <cstring>
 #include <deque>
 #include <exception>
+#include <new>
 #include <stdexcept>
 #include <string>
 #include <system_error>
@@ -61,8 +63,12 @@ constexpr std::uint64_t generation_mask = 15;
 // recv's provided-buffer ring (kernel 5.19): received data lands in one of
 // these only once it arrives, so an idle connection pins no memory. As large
 // as the proactor transports' reads (256 KiB, asyncio's); their pages are
-// touched only as the kernel fills them.
-constexpr unsigned buffer_count = 16;
+// touched only as the kernel fills them. Every receive whose data arrives
+// before the loop reaps needs a buffer of its own (a busy server's batch
+// holds one per active connection), so the pool starts with one chunk and
+// grows by a buffer each time a receive finds none, up to the proactor's
+// max_buffers; past that a receive polls and reads into the scratch buffer.
+constexpr unsigned chunk_buffers = 16;
 constexpr unsigned buffer_size = 256 * 1024;
 constexpr unsigned buffer_group = 0;
 constexpr unsigned reap_batch = 256;
@@ -232,7 +238,12 @@ struct IoUringProactor::Impl {
   std::atomic<bool> wake_pending{false};
   bool wake_armed = false;
   io_uring_buf_ring* buf_ring = nullptr;
-  std::unique_ptr<char[]> buffers;
+  unsigned ring_entries = 0;  // a power of two, at least max_buffers
+  unsigned max_buffers = 0;
+  // The pool: buffer `id` is chunks[id / chunk_buffers], slot id %
+  // chunk_buffers; `buffers_added` of them are known to the ring.
+  std::vector<std::unique_ptr<char[]>> chunks;
+  unsigned buffers_added = 0;
   std::unique_ptr<char[]> scratch{new char[buffer_size]};
   Op* head = nullptr;
   std::size_t in_flight = 0;
@@ -394,10 +405,26 @@ struct IoUringProactor::Impl {
     --in_flight;
   }
 
+  char* buffer_at(unsigned id) const noexcept {
+    return chunks[id / chunk_buffers].get() + std::size_t{id % chunk_buffers} * buffer_size;
+  }
   void return_buffer(unsigned id) {
-    io_uring_buf_ring_add(buf_ring, buffers.get() + std::size_t{id} * buffer_size, buffer_size,
-                          static_cast<unsigned short>(id), io_uring_buf_ring_mask(buffer_count), 0);
+    io_uring_buf_ring_add(buf_ring, buffer_at(id), buffer_size, static_cast<unsigned short>(id),
+                          io_uring_buf_ring_mask(ring_entries), 0);
     io_uring_buf_ring_advance(buf_ring, 1);
+  }
+  // One more buffer for the ring, false at max_buffers (or when memory for
+  // a new chunk cannot be had: the caller falls back to the scratch buffer).
+  bool add_buffer() noexcept {
+    if (buffers_added >= max_buffers) return false;
+    if (buffers_added % chunk_buffers == 0) {
+      // Not zeroed: pages are touched only as the kernel fills them.
+      char* chunk = new (std::nothrow) char[std::size_t{chunk_buffers} * buffer_size];
+      if (!chunk) return false;
+      chunks.emplace_back(chunk);
+    }
+    return_buffer(buffers_added++);
+    return true;
   }
 
   void finish(Op& op, int error, std::size_t bytes, int buffer_id = -1) {
@@ -486,9 +513,10 @@ struct IoUringProactor::Impl {
       if (c.res < 0) return finish(op, -c.res, 0);
       return after_poll(op);
     }
-    // No buffer was free (the ring is shared by every receive): wait for
-    // data, then take it into the scratch buffer; nothing is lost.
-    if (op.kind == Kind::recv && c.res == -ENOBUFS) return retry(op, Step::poll);
+    // No buffer was free (the ring is shared by every receive): one more
+    // for the ring and the receive again; at the limit, wait for data,
+    // then take it into the scratch buffer. Nothing is lost either way.
+    if (op.kind == Kind::recv && c.res == -ENOBUFS) return retry(op, add_buffer() ? Step::io : Step::poll);
     // A non-blocking fd without FMODE_NOWAIT (a tty) says EAGAIN instead of
     // waiting (contract 96): poll it, then read(2).
     if (op.kind == Kind::read && c.res == -EAGAIN) return retry(op, Step::poll);
@@ -496,8 +524,7 @@ struct IoUringProactor::Impl {
     switch (op.kind) {
       case Kind::recv:
         if (buffer_id >= 0)
-          op.data = {buffers.get() + static_cast<std::size_t>(buffer_id) * buffer_size,
-                     static_cast<std::size_t>(c.res)};
+          op.data = {buffer_at(static_cast<unsigned>(buffer_id)), static_cast<std::size_t>(c.res)};
         break;
       case Kind::recvfrom:
         op.address.set_size(std::min<unsigned>(op.msg.msg_namelen, SocketAddress::capacity));
@@ -816,18 +843,20 @@ IoUringProactor::IoUringProactor(Options options) : impl_(std::make_unique<Impl>
   }
   // Provided buffers for recv; without them (before 5.19) recv polls and
   // then reads into the scratch buffer.
+  s.max_buffers = env_unsigned("AIO_IO_URING_MAX_BUFFERS", options.max_buffers);
+  s.ring_entries = std::bit_ceil(s.max_buffers);
   void* ring_memory = nullptr;
-  std::size_t ring_bytes = buffer_count * sizeof(io_uring_buf);
+  std::size_t ring_bytes = s.ring_entries * sizeof(io_uring_buf);
   if (posix_memalign(&ring_memory, static_cast<std::size_t>(sysconf(_SC_PAGESIZE)), ring_bytes) == 0) {
     s.buf_ring = static_cast<io_uring_buf_ring*>(ring_memory);
     io_uring_buf_ring_init(s.buf_ring);
     io_uring_buf_reg reg{};
     reg.ring_addr = reinterpret_cast<std::uintptr_t>(ring_memory);
-    reg.ring_entries = buffer_count;
+    reg.ring_entries = s.ring_entries;
     reg.bgid = buffer_group;
     if (io_uring_register_buf_ring(&s.ring, &reg, 0) == 0) {
-      s.buffers.reset(new char[std::size_t{buffer_count} * buffer_size]);  // not zeroed: untouched pages
-      for (unsigned i = 0; i < buffer_count; ++i) s.return_buffer(i);
+      for (unsigned i = 0; i < std::min(chunk_buffers, s.max_buffers); ++i)
+        if (!s.add_buffer()) break;  // none at all: receives poll
       const char* accept_mode = std::getenv("AIO_IO_URING_ACCEPT");  // for measurements
       // 6.6 to 6.8 could hand a DEFER_TASKRUN ring's multishot accept a
       // descriptor number that is not the socket's (liburing#1062).
@@ -846,7 +875,7 @@ IoUringProactor::~IoUringProactor() { close(); }
 std::shared_ptr<ProactorOperation> IoUringProactor::make_operation() { return std::make_shared<Op>(); }
 
 void IoUringProactor::recv(ProactorOperation& base, fd_t sock, std::size_t max) {
-  Op& op = impl_->begin(base, Kind::recv, sock, impl_->buffers ? Step::io : Step::poll);
+  Op& op = impl_->begin(base, Kind::recv, sock, impl_->buffers_added ? Step::io : Step::poll);
   op.length = max;
   impl_->launch(op);
 }
@@ -1100,7 +1129,7 @@ void IoUringProactor::close() noexcept {
   // a request that outlived the second): what the kernel may still write
   // into stays allocated; the operations keep themselves alive.
   if (!drained) {
-    (void)s.buffers.release();
+    for (auto& chunk : s.chunks) (void)chunk.release();
     (void)s.scratch.release();
   }
   io_uring_queue_exit(&s.ring);
@@ -1112,7 +1141,8 @@ void IoUringProactor::close() noexcept {
 std::size_t IoUringProactor::in_flight() const noexcept { return impl_->in_flight; }
 bool IoUringProactor::overflow_seen() const noexcept { return impl_->overflow_seen; }
 std::string_view IoUringProactor::setup_mode() const noexcept { return impl_->mode; }
-bool IoUringProactor::buffer_ring() const noexcept { return impl_->buffers != nullptr; }
+bool IoUringProactor::buffer_ring() const noexcept { return impl_->buffers_added != 0; }
+std::size_t IoUringProactor::provided_buffers() const noexcept { return impl_->buffers_added; }
 bool IoUringProactor::multishot_accept() const noexcept { return impl_->multishot_accept; }
 
 }  // namespace aio

@@ -16,6 +16,12 @@ class IoUringProactor final : public Proactor {
     // Completion queue entries; 0: the kernel's default (twice sq_entries).
     // Tests make it tiny to overflow it.
     unsigned cq_entries = 0;
+    // The most 256 KiB receive buffers the provided-buffer ring grows to:
+    // one per receive whose data arrives before the loop reaps it (about
+    // one per busy connection), allocated as receives first find none.
+    // Beyond it a receive polls and reads into the proactor's scratch
+    // buffer, which costs a poll and a recv(2) more.
+    unsigned max_buffers = 256;
   };
 
   // Sets up a ring. Throws std::system_error naming the reason when io_uring
@@ -24,8 +30,9 @@ class IoUringProactor final : public Proactor {
   // without IORING_FEAT_NODROP and IORING_FEAT_EXT_ARG (5.11).
   //
   // Test-only environment knobs, read here: AIO_IO_URING_FAIL=EPERM (or
-  // ENOSYS) fails as a refused setup would; AIO_IO_URING_CQ_ENTRIES and
-  // AIO_IO_URING_SQ_ENTRIES override `options`.
+  // ENOSYS) fails as a refused setup would; AIO_IO_URING_CQ_ENTRIES,
+  // AIO_IO_URING_SQ_ENTRIES and AIO_IO_URING_MAX_BUFFERS override
+  // `options`.
   explicit IoUringProactor(Options options);
   IoUringProactor() : IoUringProactor(Options{}) {}
   ~IoUringProactor() override;
@@ -61,6 +68,8 @@ class IoUringProactor final : public Proactor {
   // "plain") and whether receives use a provided-buffer ring.
   std::string_view setup_mode() const noexcept;
   bool buffer_ring() const noexcept;
+  // The receive buffers the ring has grown to so far (16 at first).
+  std::size_t provided_buffers() const noexcept;
   // Whether accept() is served by a multishot accept per listener (kernel
   // 5.19, not 6.6 to 6.8 with defer_taskrun; AIO_IO_URING_ACCEPT=single
   // turns it off).

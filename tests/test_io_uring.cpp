@@ -787,6 +787,52 @@ TEST_CASE("io_uring: a completion storm larger than a 4-entry CQ loses nothing a
   proactor->close();
 }
 
+// The provided-buffer ring needs one buffer per receive whose data arrives
+// before the loop reaps: it grows to that many, up to max_buffers, and past
+// it a receive still gets its data (through a poll and recv(2)).
+TEST_CASE("io_uring: receives completing at once grow the buffer ring up to its limit; past it nothing is lost") {
+  for (unsigned limit : {256u, 20u}) {
+    CAPTURE(limit);
+    auto proactor = make_proactor({.max_buffers = limit});
+    if (!proactor) return;
+    if (!proactor->buffer_ring()) {
+      test::skip("io_uring: no provided-buffer ring before Linux 5.19");
+      return;
+    }
+    CHECK(proactor->provided_buffers() == std::min(16u, limit));
+    constexpr int count = 300;
+    std::vector<std::pair<aio::Socket, aio::Socket>> pairs;
+    for (int i = 0; i < count; ++i) pairs.push_back(aio::Socket::socketpair());
+    std::vector<Recorder> records(count);
+    std::vector<Op> ops;
+    for (int i = 0; i < count; ++i) ops.push_back(make_op(*proactor, records[i]));
+    for (int round = 0; round < 3; ++round) {
+      CAPTURE(round);
+      for (int i = 0; i < count; ++i) proactor->recv(*ops[i], pairs[i].second.fileno(), 64);
+      proactor->wait(0);  // every receive in the kernel, waiting for data
+      for (int i = 0; i < count; ++i) {
+        std::string message = std::to_string(round) + ":" + std::to_string(i);
+        REQUIRE(pairs[i].first.try_send(message.data(), message.size()) == message.size());
+      }
+      drive(*proactor, [&] {
+        return std::all_of(records.begin(), records.end(), [&](const Recorder& r) { return r.completions == round + 1; });
+      });
+      for (int i = 0; i < count; ++i) {
+        CHECK(records[i].error == 0);
+        CHECK(records[i].data == std::to_string(round) + ":" + std::to_string(i));
+        records[i].data.clear();
+      }
+      // The kernel runs a bounded batch of the receives' work per wait, so
+      // the ring grows past its first 16 but need not reach the limit.
+      CHECK(proactor->provided_buffers() > 16u);
+      CHECK(proactor->provided_buffers() <= limit);
+    }
+    if (limit == 20u) CHECK(proactor->provided_buffers() == limit);
+    CHECK(proactor->in_flight() == 0);
+    proactor->close();
+  }
+}
+
 TEST_CASE("io_uring: an 8-entry SQ takes thousands of operations started at once") {
   auto proactor = make_proactor({.sq_entries = 8});
   if (!proactor) return;
