@@ -118,19 +118,15 @@ void ProactorStreamTransport::deliver_held() {
 
 // ---- Writing ------------------------------------------------------------------
 
-std::size_t ProactorStreamTransport::engine_send(std::string_view data) {
-  if (sent_ready_) {
-    sent_ready_ = false;
-    std::size_t n = std::exchange(sent_, 0);
-    if (n < data.size()) start_write(data.substr(n));
-    return n;
-  }
-  if (!write_op_->in_flight()) start_write(data);
-  return 0;
+StreamTransport::Sent ProactorStreamTransport::engine_send(std::string_view data) {
+  // One send in flight at a time; the rest waits in the transport's buffer.
+  if (write_op_->in_flight()) return {};
+  write_op_->buffer.assign(data);
+  start_write();
+  return {0, data.size()};
 }
 
-void ProactorStreamTransport::start_write(std::string_view data) {
-  write_op_->buffer.assign(data);
+void ProactorStreamTransport::start_write() {
   write_op_->keep_alive = shared_from_this();
   try {
     if (socket_)
@@ -144,15 +140,24 @@ void ProactorStreamTransport::start_write(std::string_view data) {
 }
 
 void ProactorStreamTransport::write_done(ProactorOperation& op) {
-  if (closed_) return;
+  if (closed_ || lost_scheduled()) return;
+  const char* failed = socket_ ? "Fatal write error on socket transport" : "Fatal write error on pipe transport";
   if (op.error != 0) {
-    fatal_error(os_error(op.error, (socket_ ? "send (" : "write (") + what_ + ")"),
-                socket_ ? "Fatal write error on socket transport" : "Fatal write error on pipe transport");
+    fatal_error(os_error(op.error, (socket_ ? "send (" : "write (") + what_ + ")"), failed);
     return;
   }
-  sent_ = op.bytes;
-  sent_ready_ = true;
-  on_writable();
+  std::size_t sent = op.bytes;  // restarting the operation clears it
+  if (sent < op.buffer.size()) {
+    // A short send: the rest goes next, from the operation's own copy.
+    op.buffer.erase(0, sent);
+    try {
+      start_write();
+    } catch (const std::system_error&) {
+      fatal_error(std::current_exception(), failed);
+      return;
+    }
+  }
+  on_sent(sent);
 }
 
 // ---- Closing ------------------------------------------------------------------

@@ -9,10 +9,11 @@
 // and hands each completion's data to the protocol. A completion that
 // arrives while reading is paused is kept and handed over on resume.
 //
-// Writing keeps one send (write) in flight, with its own copy of the front
-// of the buffer; engine_send() reports its bytes as sent only once its
-// completion arrived (short ones included), so get_write_buffer_size()
-// counts what is in flight.
+// Writing keeps one send (write) in flight, with its own copy of what it
+// sends: engine_send() takes the bytes out of the transport's buffer (a
+// write to an idle transport is copied once, into the operation), and
+// they count in get_write_buffer_size() until the completion reports them
+// sent. A short send continues from the operation's copy.
 #pragma once
 
 #include <backends/proactor_event_loop.hpp>
@@ -37,8 +38,8 @@ class ProactorStreamTransport : public StreamTransport {
 
   void engine_start_reading() override;
   void engine_stop_reading() override { reading_ = false; }
-  std::size_t engine_send(std::string_view data) final;
-  // The write's completion calls on_writable() itself.
+  Sent engine_send(std::string_view data) final;
+  // The write's completion calls on_sent() itself.
   void engine_start_writing() final {}
   void engine_stop_writing() final {}
   // Cancels what is in flight on the handle (each operation still
@@ -52,7 +53,7 @@ class ProactorStreamTransport : public StreamTransport {
   void post_read();
   void read_done(ProactorOperation& op);
   void write_done(ProactorOperation& op);
-  void start_write(std::string_view data);
+  void start_write();
   void deliver_held();
 
   fd_t handle_;
@@ -66,8 +67,6 @@ class ProactorStreamTransport : public StreamTransport {
   std::string held_;           // received while paused, for resume_reading
   bool held_eof_ = false;      // and the end of file after it
   bool held_pending_ = false;  // a delivery of held_ is scheduled
-  std::size_t sent_ = 0;       // bytes of the finished write not yet reported
-  bool sent_ready_ = false;    // a write finished and engine_send() has not said so yet
 };
 
 // The stream transport of a ProactorEventLoop over a connected stream socket.

@@ -159,16 +159,25 @@ void StreamTransport::send_or_buffer(std::string_view data) {
   if (data.empty() || drop_write()) return;
   if (get_write_buffer_size() == 0) {
     // Nothing queued: straight to the socket, as asyncio does.
-    std::size_t sent;
+    Sent done;
     try {
-      sent = engine_send(data);
+      done = engine_send(data);
     } catch (const std::system_error&) {
       fatal_error(std::current_exception(), "Fatal write error on socket transport");
       return;
     }
-    data.remove_prefix(sent);
-    if (data.empty()) return;
+    // What the engine took but has not sent counts from now on, with
+    // what it left for the buffer.
+    std::size_t unsent = data.size() - done.sent;
+    data.remove_prefix(done.taken);
+    if (data.empty()) {
+      if (unsent) buffered_grew(unsent);
+      return;
+    }
     engine_start_writing();
+    buffer_.emplace_back(data);
+    buffered_grew(unsent);
+    return;
   }
   buffer_.emplace_back(data);
   buffered_grew(data.size());
@@ -184,19 +193,15 @@ void StreamTransport::writelines(std::span<const std::string_view> lines) {
 
 void StreamTransport::on_writable() {
   if (lost_scheduled()) return;
-  if (get_write_buffer_size() == 0) {
-    // Nothing of ours to send: a native sendfile waits for the socket.
-    engine_stop_writing();
-    wake_sendfile(nullptr);
-    return;
-  }
+  // With nothing of ours to send, a native sendfile waits for the socket:
+  // the wake below is its.
   try {
     while (!buffer_.empty()) {
       std::string_view front = std::string_view(buffer_.front()).substr(buffer_offset_);
-      std::size_t sent = engine_send(front);
-      buffered_shrank(sent);
-      if (sent < front.size()) {
-        buffer_offset_ += sent;
+      Sent done = engine_send(front);
+      buffered_shrank(done.sent);
+      if (done.taken < front.size()) {
+        buffer_offset_ += done.taken;
         break;
       }
       buffer_.pop_front();
@@ -208,6 +213,12 @@ void StreamTransport::on_writable() {
   }
   if (get_write_buffer_size() <= sendfile_level_) wake_sendfile(nullptr);
   if (flushed() && eof_) shut_write_side();
+}
+
+void StreamTransport::on_sent(std::size_t n) {
+  if (lost_scheduled()) return;  // the buffer, and its count, went with the loss
+  buffered_shrank(n);
+  on_writable();
 }
 
 void StreamTransport::shut_write_side() {

@@ -72,8 +72,19 @@ class StreamTransport : public TransportCore<Transport> {
 
  protected:
   // ---- What an engine provides (and TransportCore's engine_* operations) ----
-  // Sends what it can of `data` without blocking; throws std::system_error.
-  virtual std::size_t engine_send(std::string_view data) = 0;
+  // What engine_send() did with the bytes it was given. `sent` of them went
+  // out now (a readiness engine's send(2)). `taken` (at least `sent`) left
+  // the transport's buffer: the bytes between the two are in the engine's
+  // own copy, which a completion engine's send in flight reads from. They
+  // still count in get_write_buffer_size() until the engine reports them
+  // with on_sent().
+  struct Sent {
+    std::size_t sent = 0;
+    std::size_t taken = 0;
+  };
+  // Sends, or takes to send, what it can of `data` without blocking;
+  // throws std::system_error.
+  virtual Sent engine_send(std::string_view data) = 0;
   // Calls on_writable() whenever buffered data could move.
   virtual void engine_start_writing() = 0;
   virtual void engine_shutdown_write() = 0;
@@ -81,6 +92,10 @@ class StreamTransport : public TransportCore<Transport> {
   // ---- What the engine calls ----
   // Writability: flushes what it can of the buffer.
   void on_writable();
+  // A completion engine's send finished: `n` bytes of what it had taken
+  // went out. Then flushes the buffer as on_writable() (engine_send() is
+  // asked again, and takes nothing while the engine still sends).
+  void on_sent(std::size_t n);
   // Readability, for engines that read on readiness: `recv` reads into a
   // span and returns the count, 0 at end of file, std::nullopt if it would block.
   template <class Recv>
@@ -124,8 +139,8 @@ class StreamTransport : public TransportCore<Transport> {
   Direction direction_;
   Protocol* stream_ = nullptr;  // the protocol as a Protocol, or null
   BufferedProtocol* buffered_protocol_ = nullptr;
-  std::deque<std::string> buffer_;  // unsent data, oldest first
-  std::size_t buffer_offset_ = 0;   // sent bytes of buffer_.front()
+  std::deque<std::string> buffer_;  // data the engine has not taken, oldest first
+  std::size_t buffer_offset_ = 0;   // taken bytes of buffer_.front()
   bool eof_ = false;                // write_eof() was called
   bool write_shut_ = false;         // and the write side was shut
   bool paused_ = false;             // reading paused

@@ -44,8 +44,9 @@ class SelectorPipeTransport final : public detail::StreamTransport {
     }
   }
   void engine_stop_reading() override { watch_.stop_reading(); }
-  std::size_t engine_send(std::string_view data) override {
-    return detail::write_pipe_some(fd_, data.data(), data.size()).value_or(0);
+  Sent engine_send(std::string_view data) override {
+    std::size_t n = detail::write_pipe_some(fd_, data.data(), data.size()).value_or(0);
+    return {n, n};
   }
   void engine_start_writing() override {
     watch_.start_writing([this, self = shared_from_this()] { on_writable(); });
