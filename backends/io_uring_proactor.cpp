@@ -7,6 +7,7 @@
 #include <liburing.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -68,7 +69,13 @@ constexpr std::uint64_t generation_mask = 15;
 // holds one per active connection), so the pool starts with one chunk and
 // grows by a buffer each time a receive finds none, up to the proactor's
 // max_buffers; past that a receive polls and reads into the scratch buffer.
+// The ring is a queue, so once grown every buffer in it gets used in turn:
+// when no receive has found the ring empty for `calm_waits` waits, a
+// buffer beyond the first chunk that comes back is parked instead, its
+// pages given back to the OS (MADV_DONTNEED), until receives find none
+// again. A burst leaves no lasting memory behind.
 constexpr unsigned chunk_buffers = 16;
+constexpr std::uint64_t calm_waits = 4096;
 constexpr unsigned buffer_size = 256 * 1024;
 constexpr unsigned buffer_group = 0;
 constexpr unsigned reap_batch = 256;
@@ -152,6 +159,12 @@ struct alignas(16) IoUringProactor::Op final : ProactorOperation {
   Listener* listener = nullptr;
   Op* waiter_next = nullptr;
   bool deferred = false;
+  // recv: the provided buffer its running on_complete's data is in, and
+  // whether a send_received() took it (it then goes back with that send).
+  // send: the buffer it sends from (send_received), or -1.
+  int current_buffer = -1;
+  bool buffer_lent = false;
+  int lent_buffer = -1;
 };
 
 // A listening socket with a multishot accept (kernel 5.19) kept armed on it
@@ -244,6 +257,9 @@ struct IoUringProactor::Impl {
   // chunk_buffers; `buffers_added` of them are known to the ring.
   std::vector<std::unique_ptr<char[]>> chunks;
   unsigned buffers_added = 0;
+  std::vector<unsigned> parked;  // out of the ring, pages released
+  std::uint64_t waits = 0;
+  std::uint64_t empty_at = 0;  // `waits` when a receive last found the ring empty
   std::unique_ptr<char[]> scratch{new char[buffer_size]};
   Op* head = nullptr;
   std::size_t in_flight = 0;
@@ -315,7 +331,10 @@ struct IoUringProactor::Impl {
           sqe->buf_group = buffer_group;
           break;
         case Kind::send:
-          io_uring_prep_send(sqe, fd, op.buffer.data(), op.buffer.size(), MSG_NOSIGNAL);
+          if (op.lent_buffer >= 0)
+            io_uring_prep_send(sqe, fd, op.iov.iov_base, op.iov.iov_len, MSG_NOSIGNAL);
+          else
+            io_uring_prep_send(sqe, fd, op.buffer.data(), op.buffer.size(), MSG_NOSIGNAL);
           break;
         case Kind::recvfrom:
           io_uring_prep_recvmsg(sqe, fd, &op.msg, 0);
@@ -408,14 +427,26 @@ struct IoUringProactor::Impl {
   char* buffer_at(unsigned id) const noexcept {
     return chunks[id / chunk_buffers].get() + std::size_t{id % chunk_buffers} * buffer_size;
   }
-  void return_buffer(unsigned id) {
+  void ring_add(unsigned id) {
     io_uring_buf_ring_add(buf_ring, buffer_at(id), buffer_size, static_cast<unsigned short>(id),
                           io_uring_buf_ring_mask(ring_entries), 0);
     io_uring_buf_ring_advance(buf_ring, 1);
   }
-  // One more buffer for the ring, false at max_buffers (or when memory for
-  // a new chunk cannot be had: the caller falls back to the scratch buffer).
+  void return_buffer(unsigned id) {
+    if (id < chunk_buffers || waits - empty_at < calm_waits || closing) return ring_add(id);
+    (void)madvise(buffer_at(id), buffer_size, MADV_DONTNEED);  // only a hint: kept either way
+    parked.push_back(id);  // reserved for max_buffers: no allocation
+  }
+  // A receive found the ring empty: the parked buffers back, else one more
+  // buffer, false at max_buffers (or when memory for a new chunk cannot be
+  // had: the caller falls back to the scratch buffer).
   bool add_buffer() noexcept {
+    empty_at = waits;
+    if (!parked.empty()) {
+      for (unsigned id : parked) ring_add(id);
+      parked.clear();
+      return true;
+    }
     if (buffers_added >= max_buffers) return false;
     if (buffers_added % chunk_buffers == 0) {
       // Not zeroed: pages are touched only as the kernel fills them.
@@ -423,7 +454,7 @@ struct IoUringProactor::Impl {
       if (!chunk) return false;
       chunks.emplace_back(chunk);
     }
-    return_buffer(buffers_added++);
+    ring_add(buffers_added++);
     return true;
   }
 
@@ -431,15 +462,24 @@ struct IoUringProactor::Impl {
     op.error = error;
     op.bytes = bytes;
     unlink(op);
+    op.current_buffer = buffer_id;
+    int lent = std::exchange(op.lent_buffer, -1);
     std::shared_ptr<ProactorOperation> self = IoUringProactor::mark_finished(op);
+    // Back to the kernel only after on_complete: op.data pointed into the
+    // received buffer until then (unless a send_received() keeps it), and
+    // a send's on_complete may still copy from the buffer it sent.
+    auto give_back = [&] {
+      op.current_buffer = -1;
+      if (buffer_id >= 0 && !std::exchange(op.buffer_lent, false)) return_buffer(static_cast<unsigned>(buffer_id));
+      if (lent >= 0) return_buffer(static_cast<unsigned>(lent));
+    };
     try {
       IoUringProactor::complete(op, !closing);
     } catch (...) {
-      if (buffer_id >= 0) return_buffer(static_cast<unsigned>(buffer_id));
+      give_back();
       throw;
     }
-    // Back to the kernel only now: op.data pointed into it until here.
-    if (buffer_id >= 0) return_buffer(static_cast<unsigned>(buffer_id));
+    give_back();
   }
 
   // The internal retries (EAGAIN after a poll, ENOBUFS, a -EINTR result)
@@ -844,6 +884,7 @@ IoUringProactor::IoUringProactor(Options options) : impl_(std::make_unique<Impl>
   // Provided buffers for recv; without them (before 5.19) recv polls and
   // then reads into the scratch buffer.
   s.max_buffers = env_unsigned("AIO_IO_URING_MAX_BUFFERS", options.max_buffers);
+  s.parked.reserve(s.max_buffers);
   s.ring_entries = std::bit_ceil(s.max_buffers);
   void* ring_memory = nullptr;
   std::size_t ring_bytes = s.ring_entries * sizeof(io_uring_buf);
@@ -888,6 +929,22 @@ void IoUringProactor::wait_handle(ProactorOperation& base, fd_t handle) { wait_r
 
 void IoUringProactor::send(ProactorOperation& base, fd_t sock) {
   impl_->launch(impl_->begin(base, Kind::send, sock, Step::io));
+}
+
+bool IoUringProactor::send_received(ProactorOperation& base, fd_t sock, ProactorOperation& from_base,
+                                    std::span<const char> data) {
+  Impl& s = *impl_;
+  auto& from = static_cast<Op&>(from_base);
+  if (from.current_buffer < 0 || from.buffer_lent || data.empty()) return false;
+  const char* start = s.buffer_at(static_cast<unsigned>(from.current_buffer));
+  if (data.data() < start || data.size() > buffer_size || data.data() + data.size() > start + buffer_size)
+    return false;
+  Op& op = s.begin(base, Kind::send, sock, Step::io);
+  op.iov = {const_cast<char*>(data.data()), data.size()};
+  op.lent_buffer = from.current_buffer;
+  from.buffer_lent = true;
+  s.launch(op);
+  return true;
 }
 
 void IoUringProactor::recvfrom(ProactorOperation& base, fd_t sock) {
@@ -1033,6 +1090,7 @@ void IoUringProactor::wait(std::int64_t timeout_ns) {
   Impl& s = *impl_;
   s.check_owner();
   if (s.closing) throw std::logic_error("io_uring: wait() after close()");
+  ++s.waits;
   s.tend_listeners(s.deferred.empty() && timeout_ns != 0 && io_uring_cq_ready(&s.ring) == 0);
   s.flush_backlog();
   if (!s.wake_armed) s.arm_wake();

@@ -43,6 +43,7 @@ class IoUringProactor final : public Proactor {
   void recv(ProactorOperation& op, fd_t sock, std::size_t max) override;
   void wait_readable(ProactorOperation& op, fd_t sock) override;
   void send(ProactorOperation& op, fd_t sock) override;
+  bool send_received(ProactorOperation& op, fd_t sock, ProactorOperation& from, std::span<const char> data) override;
   void recvfrom(ProactorOperation& op, fd_t sock) override;
   void sendto(ProactorOperation& op, fd_t sock, const SocketAddress* to) override;
   void accept(ProactorOperation& op, fd_t listener) override;

@@ -134,6 +134,17 @@ class Proactor {
   virtual void wait_readable(ProactorOperation& op, fd_t sock) = 0;
   // Sends op.buffer on a connected socket (possibly short).
   virtual void send(ProactorOperation& op, fd_t sock) = 0;
+  // Sends `data` (possibly short), which lies in the data of `from`, a
+  // recv whose on_complete is running (an echo of what just arrived),
+  // without copying it: the proactor keeps that memory out of later
+  // receives until this send has completed and its on_complete ran. False,
+  // with nothing started, where the mechanism cannot lend it (memory that is
+  // not its own, already lent, or none to lend: the default); the caller
+  // then copies into op.buffer and calls send().
+  virtual bool send_received(ProactorOperation& op, fd_t sock, ProactorOperation& from, std::span<const char> data) {
+    (void)op, (void)sock, (void)from, (void)data;
+    return false;
+  }
   // Receives one datagram into op.buffer (its size is the most taken) and
   // its sender into op.address.
   virtual void recvfrom(ProactorOperation& op, fd_t sock) = 0;

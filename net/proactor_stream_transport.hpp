@@ -13,7 +13,9 @@
 // sends: engine_send() takes the bytes out of the transport's buffer (a
 // write to an idle transport is copied once, into the operation), and
 // they count in get_write_buffer_size() until the completion reports them
-// sent. A short send continues from the operation's copy.
+// sent. A short send continues from the operation's copy. Where the
+// proactor lends it (io_uring), a large write of bytes just received is
+// sent from the receive's own memory instead, without a copy.
 #pragma once
 
 #include <backends/proactor_event_loop.hpp>
@@ -21,6 +23,7 @@
 #include <net/stream_transport.hpp>
 
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -64,6 +67,7 @@ class ProactorStreamTransport : public StreamTransport {
   std::shared_ptr<ProactorOperation> write_op_;
   bool reading_ = false;
   bool closed_ = false;
+  std::span<const char> lent_;  // what the send in flight sends from the receive's memory, if so
   std::string held_;           // received while paused, for resume_reading
   bool held_eof_ = false;      // and the end of file after it
   bool held_pending_ = false;  // a delivery of held_ is scheduled

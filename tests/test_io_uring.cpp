@@ -833,6 +833,79 @@ TEST_CASE("io_uring: receives completing at once grow the buffer ring up to its 
   }
 }
 
+// An echo's send from the receive's own buffer: the buffer must stay out of
+// the ring until that send completed, however many receives come meanwhile.
+TEST_CASE("io_uring: send_received sends from the receive's buffer, which no other receive gets until then") {
+  auto proactor = make_proactor({.max_buffers = 2});
+  if (!proactor) return;
+  if (!proactor->buffer_ring()) {
+    test::skip("io_uring: no provided-buffer ring before Linux 5.19");
+    return;
+  }
+  auto [a, a_peer] = aio::Socket::socketpair();  // what arrives, to echo
+  auto [b, b_peer] = aio::Socket::socketpair();  // where the echo goes
+  auto [c, c_peer] = aio::Socket::socketpair();  // other receives meanwhile
+  // b's buffers full: the echo's send waits in the kernel until b_peer reads.
+  std::string filler(4096, 'f');
+  std::size_t filled = 0;
+  while (auto n = b.try_send(filler.data(), filler.size())) filled += *n;
+  REQUIRE(filled > 0);
+
+  const std::string content = test::pattern(100'000);
+  std::string echoed;  // what the receive brought, as the send got it
+  bool lent = false;
+  Recorder sent_record;
+  Op send = make_op(*proactor, sent_record);
+  Op recv = proactor->make_operation();
+  recv->on_complete = [&](aio::ProactorOperation& done) {
+    REQUIRE(done.error == 0);
+    echoed.assign(done.data.data(), done.data.size());
+    lent = proactor->send_received(*send, b.fileno(), done, done.data);
+    // The same memory is not lent twice, nor memory that is not a receive's.
+    CHECK_FALSE(proactor->send_received(*proactor->make_operation(), b.fileno(), done, done.data));
+  };
+  proactor->recv(*recv, a.fileno(), 256 * 1024);
+  REQUIRE(a_peer.try_send(content.data(), content.size()).value_or(0) > 0);
+  drive(*proactor, [&] { return !recv->in_flight(); });
+  REQUIRE(lent);
+  REQUIRE_FALSE(echoed.empty());
+  CHECK(echoed == content.substr(0, echoed.size()));
+  CHECK_FALSE(proactor->send_received(*proactor->make_operation(), b.fileno(), *recv, echoed));
+
+  // Receives on c while the send waits: with the limit at 2 buffers, the
+  // lent one would be reused at once if it were back in the ring.
+  Recorder other;
+  Op other_recv = make_op(*proactor, other);
+  for (int round = 0; round < 20; ++round) {
+    proactor->recv(*other_recv, c.fileno(), 256 * 1024);
+    std::string z(50'000, static_cast<char>('a' + round % 26));
+    REQUIRE(c_peer.try_send(z.data(), z.size()).value_or(0) > 0);
+    drive(*proactor, [&] { return other.completions == round + 1; });
+    CHECK(other.error == 0);
+  }
+  CHECK(sent_record.completions == 0);
+  CHECK(proactor->provided_buffers() <= 2u);
+
+  // Now b_peer reads: the filler, then exactly what was received.
+  std::string got;
+  char chunk[65536];
+  drive(*proactor, [&] {
+    while (auto n = b_peer.try_recv(chunk, sizeof chunk)) got.append(chunk, *n);
+    return sent_record.completions == 1;
+  });
+  while (auto n = b_peer.try_recv(chunk, sizeof chunk)) got.append(chunk, *n);
+  CHECK(sent_record.error == 0);
+  REQUIRE(sent_record.bytes > 0);
+  REQUIRE(got.size() == filled + sent_record.bytes);
+  CHECK(got.substr(filled) == echoed.substr(0, sent_record.bytes));
+  // The buffer is back: receives go on.
+  proactor->recv(*other_recv, c.fileno(), 256 * 1024);
+  REQUIRE(c_peer.try_send("end", 3) == 3u);
+  drive(*proactor, [&] { return other.completions == 21; });
+  CHECK(proactor->in_flight() == 0);
+  proactor->close();
+}
+
 TEST_CASE("io_uring: an 8-entry SQ takes thousands of operations started at once") {
   auto proactor = make_proactor({.sq_entries = 8});
   if (!proactor) return;
