@@ -435,7 +435,7 @@ struct IoUringProactor::Impl {
   void return_buffer(unsigned id) {
     if (id < chunk_buffers || waits - empty_at < calm_waits || closing) return ring_add(id);
     (void)madvise(buffer_at(id), buffer_size, MADV_DONTNEED);  // only a hint: kept either way
-    parked.push_back(id);  // reserved for max_buffers: no allocation
+    parked.push_back(id);                                      // reserved for max_buffers: no allocation
   }
   // A receive found the ring empty: the parked buffers back, else one more
   // buffer, false at max_buffers (or when memory for a new chunk cannot be
@@ -563,8 +563,7 @@ struct IoUringProactor::Impl {
     if (c.res < 0) return finish(op, -c.res, 0, buffer_id);
     switch (op.kind) {
       case Kind::recv:
-        if (buffer_id >= 0)
-          op.data = {buffer_at(static_cast<unsigned>(buffer_id)), static_cast<std::size_t>(c.res)};
+        if (buffer_id >= 0) op.data = {buffer_at(static_cast<unsigned>(buffer_id)), static_cast<std::size_t>(c.res)};
         break;
       case Kind::recvfrom:
         op.address.set_size(std::min<unsigned>(op.msg.msg_namelen, SocketAddress::capacity));
@@ -897,7 +896,7 @@ IoUringProactor::IoUringProactor(Options options) : impl_(std::make_unique<Impl>
     reg.bgid = buffer_group;
     if (io_uring_register_buf_ring(&s.ring, &reg, 0) == 0) {
       for (unsigned i = 0; i < std::min(chunk_buffers, s.max_buffers); ++i)
-        if (!s.add_buffer()) break;  // none at all: receives poll
+        if (!s.add_buffer()) break;                                  // none at all: receives poll
       const char* accept_mode = std::getenv("AIO_IO_URING_ACCEPT");  // for measurements
       // 6.6 to 6.8 could hand a DEFER_TASKRUN ring's multishot accept a
       // descriptor number that is not the socket's (liburing#1062).
@@ -937,8 +936,7 @@ bool IoUringProactor::send_received(ProactorOperation& base, fd_t sock, Proactor
   auto& from = static_cast<Op&>(from_base);
   if (from.current_buffer < 0 || from.buffer_lent || data.empty()) return false;
   const char* start = s.buffer_at(static_cast<unsigned>(from.current_buffer));
-  if (data.data() < start || data.size() > buffer_size || data.data() + data.size() > start + buffer_size)
-    return false;
+  if (data.data() < start || data.data() + data.size() > start + buffer_size) return false;
   Op& op = s.begin(base, Kind::send, sock, Step::io);
   op.iov = {const_cast<char*>(data.data()), data.size()};
   op.lent_buffer = from.current_buffer;

@@ -130,30 +130,27 @@ void ProactorStreamTransport::deliver_held() {
 StreamTransport::Sent ProactorStreamTransport::engine_send(std::string_view data) {
   // One send in flight at a time; the rest waits in the transport's buffer.
   if (write_op_->in_flight()) return {};
+  // Called from the protocol's data_received with (part of) what it got:
+  // an echo, which the proactor may send from the receive's own memory.
   if (socket_ && data.size() >= lend_min && within(data, read_op_->data)) {
-    // Called from the protocol's data_received, with (part of) what it got.
-    write_op_->keep_alive = shared_from_this();
-    bool lent = false;
-    try {
-      lent = proactor_.send_received(*write_op_, handle_, *read_op_, data);
-    } catch (...) {
-      write_op_->keep_alive.reset();
-      throw;  // engine_send's caller reports it
-    }
-    if (lent) {
-      lent_ = data;
-      return {0, data.size()};
-    }
-    write_op_->keep_alive.reset();
+    start_write(data);
+  } else {
+    write_op_->buffer.assign(data);
+    start_write();
   }
-  write_op_->buffer.assign(data);
-  start_write();
   return {0, data.size()};
 }
 
-void ProactorStreamTransport::start_write() {
+void ProactorStreamTransport::start_write(std::string_view lend) {
   write_op_->keep_alive = shared_from_this();
   try {
+    if (!lend.empty()) {
+      if (proactor_.send_received(*write_op_, handle_, *read_op_, lend)) {
+        lent_ = lend;
+        return;
+      }
+      write_op_->buffer.assign(lend);  // the proactor cannot lend it
+    }
     if (socket_)
       proactor_.send(*write_op_, handle_);
     else
@@ -171,7 +168,7 @@ void ProactorStreamTransport::write_done(ProactorOperation& op) {
     fatal_error(os_error(op.error, (socket_ ? "send (" : "write (") + what_ + ")"), failed);
     return;
   }
-  std::size_t sent = op.bytes;  // restarting the operation clears it
+  std::size_t sent = op.bytes;                            // restarting the operation clears it
   std::span<const char> lent = std::exchange(lent_, {});  // the proactor's until this returns
   if (sent < (lent.empty() ? op.buffer.size() : lent.size())) {
     // A short send: the rest goes next, from the operation's own copy.

@@ -56,7 +56,10 @@ class ProactorStreamTransport : public StreamTransport {
   void post_read();
   void read_done(ProactorOperation& op);
   void write_done(ProactorOperation& op);
-  void start_write();
+  // Sends write_op_->buffer; or, given `lend` (bytes of the receive whose
+  // completion is running), sends them from the receive's memory where the
+  // proactor lends it, else copies them into the buffer first.
+  void start_write(std::string_view lend = {});
   void deliver_held();
 
   fd_t handle_;
@@ -68,9 +71,9 @@ class ProactorStreamTransport : public StreamTransport {
   bool reading_ = false;
   bool closed_ = false;
   std::span<const char> lent_;  // what the send in flight sends from the receive's memory, if so
-  std::string held_;           // received while paused, for resume_reading
-  bool held_eof_ = false;      // and the end of file after it
-  bool held_pending_ = false;  // a delivery of held_ is scheduled
+  std::string held_;            // received while paused, for resume_reading
+  bool held_eof_ = false;       // and the end of file after it
+  bool held_pending_ = false;   // a delivery of held_ is scheduled
 };
 
 // The stream transport of a ProactorEventLoop over a connected stream socket.

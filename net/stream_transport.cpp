@@ -157,6 +157,7 @@ void StreamTransport::write(std::string_view data) {
 void StreamTransport::send_or_buffer(std::string_view data) {
   if (eof_) throw std::runtime_error("Cannot call write() after write_eof()");
   if (data.empty() || drop_write()) return;
+  std::size_t unsent = data.size();
   if (get_write_buffer_size() == 0) {
     // Nothing queued: straight to the socket, as asyncio does.
     Sent done;
@@ -166,21 +167,14 @@ void StreamTransport::send_or_buffer(std::string_view data) {
       fatal_error(std::current_exception(), "Fatal write error on socket transport");
       return;
     }
-    // What the engine took but has not sent counts from now on, with
-    // what it left for the buffer.
-    std::size_t unsent = data.size() - done.sent;
+    // What the engine took but has not sent counts from now on, with what
+    // it left for the buffer.
+    unsent -= done.sent;
     data.remove_prefix(done.taken);
-    if (data.empty()) {
-      if (unsent) buffered_grew(unsent);
-      return;
-    }
-    engine_start_writing();
-    buffer_.emplace_back(data);
-    buffered_grew(unsent);
-    return;
+    if (!data.empty()) engine_start_writing();
   }
-  buffer_.emplace_back(data);
-  buffered_grew(data.size());
+  if (!data.empty()) buffer_.emplace_back(data);
+  if (unsent) buffered_grew(unsent);
 }
 
 void StreamTransport::writelines(std::span<const std::string_view> lines) {

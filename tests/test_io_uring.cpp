@@ -815,7 +815,8 @@ TEST_CASE("io_uring: receives completing at once grow the buffer ring up to its 
         REQUIRE(pairs[i].first.try_send(message.data(), message.size()) == message.size());
       }
       drive(*proactor, [&] {
-        return std::all_of(records.begin(), records.end(), [&](const Recorder& r) { return r.completions == round + 1; });
+        return std::all_of(records.begin(), records.end(),
+                           [&](const Recorder& r) { return r.completions == round + 1; });
       });
       for (int i = 0; i < count; ++i) {
         CHECK(records[i].error == 0);
