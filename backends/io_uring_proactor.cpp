@@ -165,6 +165,34 @@ struct alignas(16) IoUringProactor::Op final : ProactorOperation {
   int current_buffer = -1;
   bool buffer_lent = false;
   int lent_buffer = -1;
+  // A result decided outside a CQE (defer()), delivered by the next wait().
+  std::size_t deferred_bytes = 0;
+  int deferred_buffer = -1;
+
+  // recv over a multishot receive (kernel 6.0). A recv started again from
+  // its own on_complete (a transport's read loop) arms one, and it stays in
+  // the kernel from one recv() to the next: no request and no readiness
+  // poll to set up per receive. One whose operation is not started again
+  // from on_complete (paused reading) is cancelled at once; what it posted
+  // meanwhile is held, in order, for the next recv() on the same socket.
+  // An operation still has one request in the kernel at a time: another
+  // start waits for the multishot's last CQE (start_after_multishot).
+  bool multishot = false;  // the next arm() of this recv is a multishot
+  bool multishot_live = false;
+  bool multishot_cancel_sent = false;
+  bool waiting_multishot = false;      // in flight: its result comes from the multishot
+  bool start_after_multishot = false;  // in flight: armed once the multishot ended
+  int multishot_fd = -1;
+  struct Held {
+    int res;  // bytes, 0 at end of stream, or -errno
+    int buffer;
+  };
+  std::vector<Held> held;
+  // The proactor's reference while a multishot is live or results are held
+  // (the operation need not be in flight), and its place in their list.
+  std::shared_ptr<ProactorOperation> multishot_self;
+  Op* multishot_prev = nullptr;
+  Op* multishot_next = nullptr;
 };
 
 // A listening socket with a multishot accept (kernel 5.19) kept armed on it
@@ -243,6 +271,15 @@ struct IoUringProactor::Impl {
   // (kernel 5.19, as the provided-buffer ring; AIO_IO_URING_ACCEPT=single
   // turns it off for measurements).
   bool multishot_accept = false;
+  // recv over multishot receives (kernel 6.0 with the buffer ring;
+  // AIO_IO_URING_RECV=single turns it off for measurements). Ops with a
+  // live multishot or held results are listed from multishot_head.
+  bool multishot_recv = false;
+  Op* multishot_head = nullptr;
+  std::uint64_t multishot_arms = 0;
+  // The operation whose on_complete is running: a recv started again from
+  // there is a read loop, and gets a multishot.
+  Op* completing = nullptr;
   // Contract 97: the fork count when the ring was made; another count means
   // this copy of the proactor lives in a forked child.
   unsigned forks = current_fork_count();
@@ -315,6 +352,18 @@ struct IoUringProactor::Impl {
     backlog_tail = &op;
   }
 
+  void remove_from_backlog(Op& op) noexcept {
+    Op* prev = nullptr;
+    for (Op** link = &backlog_head; *link; prev = *link, link = &(*link)->backlog_next) {
+      if (*link != &op) continue;
+      *link = op.backlog_next;
+      if (backlog_tail == &op) backlog_tail = prev;
+      op.backlog_next = nullptr;
+      op.queued = op.cancel_queued = false;
+      return;
+    }
+  }
+
   void arm(Op& op) {
     io_uring_sqe* sqe = get_sqe();
     if (!sqe) return push_backlog(op);
@@ -326,7 +375,11 @@ struct IoUringProactor::Impl {
     } else {
       switch (op.kind) {
         case Kind::recv:
-          io_uring_prep_recv(sqe, fd, nullptr, std::min<std::size_t>(op.length, buffer_size), 0);
+          if (op.multishot) {
+            io_uring_prep_recv_multishot(sqe, fd, nullptr, 0, 0);  // each receive takes a whole buffer
+            multishot_armed(op);
+          } else
+            io_uring_prep_recv(sqe, fd, nullptr, std::min<std::size_t>(op.length, buffer_size), 0);
           sqe->flags |= IOSQE_BUFFER_SELECT;
           sqe->buf_group = buffer_group;
           break;
@@ -369,6 +422,7 @@ struct IoUringProactor::Impl {
   }
 
   void send_cancel(Op& op) {
+    if (op.multishot_live) op.multishot_cancel_sent = true;
     io_uring_sqe* sqe = get_sqe();
     if (!sqe) {
       op.cancel_queued = true;
@@ -462,7 +516,10 @@ struct IoUringProactor::Impl {
     op.error = error;
     op.bytes = bytes;
     unlink(op);
+    op.waiting_multishot = op.start_after_multishot = false;
     op.current_buffer = buffer_id;
+    if (buffer_id >= 0 && error == 0 && op.kind == Kind::recv)
+      op.data = {buffer_at(static_cast<unsigned>(buffer_id)), bytes};
     int lent = std::exchange(op.lent_buffer, -1);
     std::shared_ptr<ProactorOperation> self = IoUringProactor::mark_finished(op);
     // Back to the kernel only after on_complete: op.data pointed into the
@@ -473,13 +530,22 @@ struct IoUringProactor::Impl {
       if (buffer_id >= 0 && !std::exchange(op.buffer_lent, false)) return_buffer(static_cast<unsigned>(buffer_id));
       if (lent >= 0) return_buffer(static_cast<unsigned>(lent));
     };
+    // A multishot whose operation was not started again from on_complete
+    // (its reader paused, or left) would go on taking buffers: cancelled,
+    // what it posts meanwhile held.
+    Op* outer = std::exchange(completing, &op);
+    auto after = [&] {
+      completing = outer;
+      give_back();
+      if (op.multishot_live && !op.in_flight() && !closing) cancel_multishot(op);
+    };
     try {
       IoUringProactor::complete(op, !closing);
     } catch (...) {
-      give_back();
+      after();
       throw;
     }
-    give_back();
+    after();
   }
 
   // The internal retries (EAGAIN after a poll, ENOBUFS, a -EINTR result)
@@ -543,6 +609,7 @@ struct IoUringProactor::Impl {
     }
     auto& op = *reinterpret_cast<Op*>(c.user_data & ~generation_mask);
     if (op.kind == Kind::accept_multishot) return handle_multishot(op, c);
+    if (op.multishot_live) return handle_recv_multishot(op, c);
     int buffer_id = (c.flags & IORING_CQE_F_BUFFER) ? static_cast<int>(c.flags >> IORING_CQE_BUFFER_SHIFT) : -1;
     if (closing) {
       if (op.kind == Kind::accept && op.step == Step::io && c.res >= 0) op.accepted(c.res);
@@ -562,9 +629,6 @@ struct IoUringProactor::Impl {
     if (op.kind == Kind::read && c.res == -EAGAIN) return retry(op, Step::poll);
     if (c.res < 0) return finish(op, -c.res, 0, buffer_id);
     switch (op.kind) {
-      case Kind::recv:
-        if (buffer_id >= 0) op.data = {buffer_at(static_cast<unsigned>(buffer_id)), static_cast<std::size_t>(c.res)};
-        break;
       case Kind::recvfrom:
         op.address.set_size(std::min<unsigned>(op.msg.msg_namelen, SocketAddress::capacity));
         break;
@@ -580,8 +644,10 @@ struct IoUringProactor::Impl {
 
   // ---- accept() over a listener's multishot (contract 98) ----
 
-  void defer(Op& op, int error) {
+  void defer(Op& op, int error, std::size_t bytes = 0, int buffer_id = -1) {
     op.error = error;
+    op.deferred_bytes = bytes;
+    op.deferred_buffer = buffer_id;
     op.deferred = true;
     deferred.push_back(&op);
   }
@@ -702,6 +768,118 @@ struct IoUringProactor::Impl {
     if (waiter) finish(*waiter, error, 0);
   }
 
+  // ---- recv over a multishot receive (Op::multishot) ----
+
+  void multishot_armed(Op& op) {
+    op.multishot_live = true;
+    op.multishot_cancel_sent = false;
+    op.multishot_fd = op.fd;
+    ++multishot_arms;
+    if (op.multishot_self) return;
+    op.multishot_self = op.shared_from_this();
+    op.multishot_prev = nullptr;
+    op.multishot_next = multishot_head;
+    if (multishot_head) multishot_head->multishot_prev = &op;
+    multishot_head = &op;
+  }
+
+  // Drops the proactor's reference once no multishot is live and nothing
+  // is held; it may be the last one, so `op` is not used after.
+  void release_if_idle(Op& op) noexcept {
+    if (op.multishot_live || !op.held.empty() || !op.multishot_self) return;
+    (op.multishot_prev ? op.multishot_prev->multishot_next : multishot_head) = op.multishot_next;
+    if (op.multishot_next) op.multishot_next->multishot_prev = op.multishot_prev;
+    op.multishot_prev = op.multishot_next = nullptr;
+    std::shared_ptr<ProactorOperation> last = std::move(op.multishot_self);
+  }
+
+  // The ring goes without reaping (never enabled, or a forked child's
+  // copy): no multishot is left to wait for.
+  void forget_multishots() noexcept {
+    while (Op* op = multishot_head) {
+      op->held.clear();
+      op->multishot_live = false;
+      release_if_idle(*op);
+    }
+  }
+
+  void cancel_multishot(Op& op) {
+    if (op.multishot_live && !op.multishot_cancel_sent) send_cancel(op);
+  }
+
+  void drop_held(Op& op) {
+    for (const Op::Held& h : op.held)
+      if (h.buffer >= 0) return_buffer(static_cast<unsigned>(h.buffer));
+    op.held.clear();
+  }
+
+  // A start of `op` other than the next receive its multishot serves
+  // (another socket, kind or size): the multishot is cancelled and the new
+  // start armed once it ended. What it held goes: the operation left that
+  // socket (a transport never does; its reads end with it).
+  void leave_multishot(Op& op) {
+    drop_held(op);
+    cancel_multishot(op);
+    release_if_idle(op);  // the caller holds a reference
+  }
+
+  // recv() on an operation with held results: the first is its result,
+  // delivered by the next wait().
+  void take_held(Op& op) {
+    Op::Held h = op.held.front();
+    op.held.erase(op.held.begin());
+    IoUringProactor::mark_started(op);
+    link(op);
+    defer(op, h.res < 0 ? -h.res : 0, h.res > 0 ? static_cast<std::size_t>(h.res) : 0, h.buffer);
+    release_if_idle(op);  // in flight: the operation holds itself
+  }
+
+  void handle_recv_multishot(Op& op, const Completion& c) {
+    int buffer_id = (c.flags & IORING_CQE_F_BUFFER) ? static_cast<int>(c.flags >> IORING_CQE_BUFFER_SHIFT) : -1;
+    bool more = (c.flags & IORING_CQE_F_MORE) != 0;
+    if (!more) op.multishot_live = false;
+    // Data, the end of the stream or a socket error are results; ECANCELED,
+    // ENOBUFS (the ring ran dry) and EINTR only end the multishot.
+    bool result = c.res >= 0 || (c.res != -ECANCELED && c.res != -ENOBUFS && c.res != -EINTR);
+    if (closing || !result || op.start_after_multishot) {
+      if (buffer_id >= 0) return_buffer(static_cast<unsigned>(buffer_id));
+    } else if (op.waiting_multishot) {
+      // Also when a cancel was asked for: a result that won the race stands.
+      finish(op, c.res < 0 ? -c.res : 0, c.res > 0 ? static_cast<std::size_t>(c.res) : 0, buffer_id);
+    } else {
+      op.held.push_back({c.res, buffer_id});
+      cancel_multishot(op);  // already sent when its on_complete did not start it again
+    }
+    if (!more) multishot_ended(op, c.res);
+  }
+
+  // The multishot's last CQE was handled: an operation still waiting on it
+  // (its result never came) or waiting to start something else goes on.
+  void multishot_ended(Op& op, int res) {
+    // A cancel still waiting for an SQE has nothing left to cancel.
+    if (op.queued && op.cancel_queued) remove_from_backlog(op);
+    // Started again by the on_complete just run: already armed (or queued).
+    if (op.multishot_live || op.queued) return release_if_idle(op);
+    if (op.in_flight() && !op.deferred && (op.waiting_multishot || op.start_after_multishot)) {
+      bool waited = std::exchange(op.waiting_multishot, false);
+      op.start_after_multishot = false;
+      if (closing || op.cancel_requested) {
+        finish(op, ECANCELED, 0);
+      } else {
+        if (waited) {
+          // Ended without a result for it (cancelled while idle and
+          // started again since, or out of buffers): another receive.
+          bool io = res != -ENOBUFS || add_buffer();
+          op.step = io ? Step::io : Step::poll;
+          op.multishot = io && multishot_recv;
+          op.waiting_multishot = op.multishot;
+        }
+        arm(op);
+      }
+    }
+    release_if_idle(op);
+  }
+
   // Delivers what defer() decided, callbacks' failures kept as reap()'s.
   void run_deferred(std::exception_ptr& failure) {
     if (deferred.empty()) return;
@@ -709,7 +887,7 @@ struct IoUringProactor::Impl {
     for (Op* op : delivering) {
       op->deferred = false;
       try {
-        finish(*op, op->error, 0);
+        finish(*op, op->error, op->deferred_bytes, op->deferred_buffer);
       } catch (...) {
         if (!failure) failure = std::current_exception();
       }
@@ -785,11 +963,16 @@ struct IoUringProactor::Impl {
     }
   }
 
-  Op& begin(ProactorOperation& base, Kind kind, fd_t fd, Step step) {
+  // `receive`: a recv of a whole buffer, which a multishot of the same
+  // socket serves.
+  Op& begin(ProactorOperation& base, Kind kind, fd_t fd, Step step, bool receive = false) {
     auto& op = static_cast<Op&>(base);
     check_owner();
     if (op.in_flight()) throw std::logic_error("io_uring: an operation was started while still in flight");
     if (closing) throw std::logic_error("io_uring: the proactor is closed");
+    if ((op.multishot_live || !op.held.empty()) && !(receive && op.multishot_fd == static_cast<int>(fd)))
+      leave_multishot(op);
+    op.multishot = false;
     op.kind = kind;
     op.step = step;
     op.fd = static_cast<int>(fd);
@@ -804,6 +987,10 @@ struct IoUringProactor::Impl {
   void launch(Op& op) {
     IoUringProactor::mark_started(op);
     link(op);
+    if (op.multishot_live) {
+      op.start_after_multishot = true;  // one request per operation in the kernel
+      return;
+    }
     arm(op);
   }
 
@@ -902,6 +1089,8 @@ IoUringProactor::IoUringProactor(Options options) : impl_(std::make_unique<Impl>
       // descriptor number that is not the socket's (liburing#1062).
       bool broken = std::string_view(s.mode) == "defer_taskrun" && kernel_before(6, 9);
       s.multishot_accept = !broken && (!accept_mode || std::string_view(accept_mode) != "single");
+      const char* recv_mode = std::getenv("AIO_IO_URING_RECV");  // for measurements
+      s.multishot_recv = !kernel_before(6, 0) && (!recv_mode || std::string_view(recv_mode) != "single");
     } else {
       std::free(ring_memory);
       s.buf_ring = nullptr;
@@ -915,9 +1104,24 @@ IoUringProactor::~IoUringProactor() { close(); }
 std::shared_ptr<ProactorOperation> IoUringProactor::make_operation() { return std::make_shared<Op>(); }
 
 void IoUringProactor::recv(ProactorOperation& base, fd_t sock, std::size_t max) {
-  Op& op = impl_->begin(base, Kind::recv, sock, impl_->buffers_added ? Step::io : Step::poll);
+  Impl& s = *impl_;
+  bool whole = max >= buffer_size;
+  Op& op = s.begin(base, Kind::recv, sock, s.buffers_added ? Step::io : Step::poll, whole);
   op.length = max;
-  impl_->launch(op);
+  if (!op.held.empty()) return s.take_held(op);  // kept only for this socket
+  if (op.multishot_live && whole && op.multishot_fd == op.fd) {
+    // The multishot armed for this socket brings the result (or, if it was
+    // cancelled while idle, ends and is armed again).
+    IoUringProactor::mark_started(op);
+    s.link(op);
+    op.waiting_multishot = true;
+    return;
+  }
+  // Started again from its own on_complete: a read loop, which a multishot
+  // serves from here on.
+  op.multishot = whole && s.multishot_recv && op.step == Step::io && s.completing == &op;
+  op.waiting_multishot = op.multishot;
+  s.launch(op);
 }
 
 void IoUringProactor::wait_readable(ProactorOperation& base, fd_t sock) {
@@ -1045,13 +1249,15 @@ void IoUringProactor::cancel(ProactorOperation& base) noexcept {
   auto& op = static_cast<Op&>(base);
   if (!op.in_flight() || op.cancel_requested || !impl_->ring_ok || impl_->inherited()) return;
   op.cancel_requested = true;
+  if (op.deferred) return;  // its result is decided: it keeps it
   if (op.listener) {
     // Waiting on a listener's queue, not in the kernel: it ends now (in the
     // next wait()); a socket accepted later waits for the next accept().
-    // One already given its result keeps it.
-    if (!op.deferred && op.listener->remove_waiter(op)) impl_->defer(op, ECANCELED);
+    if (op.listener->remove_waiter(op)) impl_->defer(op, ECANCELED);
     return;
   }
+  // Waiting on a multishot (or for one to end): its last CQE ends it.
+  if (op.multishot_live) return impl_->cancel_multishot(op);
   // Not in the kernel yet: flush_backlog() sends the cancel after arming it.
   if (op.queued) {
     op.cancel_queued = false;
@@ -1069,6 +1275,16 @@ void IoUringProactor::cancel_all(fd_t fd) noexcept {
     Op* next = op->next;
     if (op->fd == fd) cancel(*op);
     op = next;
+  }
+  // Multishot receives on `fd` whose operation is not in flight (a paused
+  // reader) end too, and what they held goes with the socket.
+  try {
+    for (Op* op = impl_->multishot_head; op;) {
+      Op* next = op->multishot_next;
+      if (op->multishot_fd == fd) impl_->leave_multishot(*op);
+      op = next;
+    }
+  } catch (...) {
   }
   // A listener being closed: its multishot is not re-armed, and the
   // sockets it accepted that nobody took are closed with it.
@@ -1133,6 +1349,7 @@ void IoUringProactor::close() noexcept {
       s.listeners.clear();
       s.run_deferred(ignore);
       while (s.head) s.finish(*s.head, ECANCELED, 0);
+      s.forget_multishots();
       s.backlog_head = s.backlog_tail = nullptr;
       s.wake_armed = false;
       std::free(std::exchange(s.buf_ring, nullptr));
@@ -1145,9 +1362,16 @@ void IoUringProactor::close() noexcept {
     // results not yet delivered, end now; queued accepted sockets close.
     for (auto& l : s.listeners) s.retire(*l, ECANCELED);
     s.run_deferred(ignore);
+    for (Op* op = s.multishot_head; op;) {
+      Op* next = op->multishot_next;
+      s.drop_held(*op);
+      s.release_if_idle(*op);
+      op = next;
+    }
     if (!s.enabled) {
       // Nothing ever reached the kernel: the queued SQEs go with the ring.
       while (s.head) s.finish(*s.head, ECANCELED, 0);
+      s.forget_multishots();
       s.backlog_head = s.backlog_tail = nullptr;
       s.wake_armed = false;
       for (auto& l : s.listeners) l->armed = false;
@@ -1158,6 +1382,7 @@ void IoUringProactor::close() noexcept {
         op->cancel_requested = false;
         cancel(*op);
       }
+      for (Op* op = s.multishot_head; op; op = op->multishot_next) s.cancel_multishot(*op);
       if (s.wake_armed) {
         if (io_uring_sqe* sqe = s.get_sqe()) {
           io_uring_prep_cancel64(sqe, wake_tag, 0);
@@ -1165,13 +1390,14 @@ void IoUringProactor::close() noexcept {
         }
       }
       auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
-      while ((s.head || s.wake_armed || s.listeners_armed()) && std::chrono::steady_clock::now() < deadline) {
+      while ((s.head || s.wake_armed || s.listeners_armed() || s.multishot_head) &&
+             std::chrono::steady_clock::now() < deadline) {
         s.flush_backlog();
         int error = 0;
         if (!s.enter(100'000'000, &error)) break;
         s.reap(ignore);
       }
-      drained = !s.head && !s.wake_armed && !s.listeners_armed();
+      drained = !s.head && !s.wake_armed && !s.listeners_armed() && !s.multishot_head;
     }
   } catch (...) {
     drained = false;
@@ -1200,5 +1426,7 @@ std::string_view IoUringProactor::setup_mode() const noexcept { return impl_->mo
 bool IoUringProactor::buffer_ring() const noexcept { return impl_->buffers_added != 0; }
 std::size_t IoUringProactor::provided_buffers() const noexcept { return impl_->buffers_added; }
 bool IoUringProactor::multishot_accept() const noexcept { return impl_->multishot_accept; }
+bool IoUringProactor::multishot_recv() const noexcept { return impl_->multishot_recv; }
+std::uint64_t IoUringProactor::multishot_recvs_armed() const noexcept { return impl_->multishot_arms; }
 
 }  // namespace aio

@@ -75,6 +75,12 @@ class IoUringProactor final : public Proactor {
   // 5.19, not 6.6 to 6.8 with defer_taskrun; AIO_IO_URING_ACCEPT=single
   // turns it off).
   bool multishot_accept() const noexcept;
+  // Whether a recv started again from its own on_complete (a transport's
+  // read loop) is served by a multishot receive kept armed from one recv()
+  // to the next (kernel 6.0 and the buffer ring; AIO_IO_URING_RECV=single
+  // turns it off), and how many such receives were armed so far.
+  bool multishot_recv() const noexcept;
+  std::uint64_t multishot_recvs_armed() const noexcept;
 
  private:
   struct Impl;

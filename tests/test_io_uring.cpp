@@ -907,6 +907,289 @@ TEST_CASE("io_uring: send_received sends from the receive's buffer, which no oth
   proactor->close();
 }
 
+// A transport's read loop: each completion starts the next recv from its
+// own on_complete while `looping`, as ProactorStreamTransport does.
+struct ReadLoop {
+  aio::Proactor& proactor;
+  int fd;
+  Op op;
+  bool looping = true;
+  int completions = 0, cancelled = 0;
+  std::string data;
+  bool ended = false;  // end of stream or an error
+  int error = 0;
+  ReadLoop(aio::Proactor& p, int sock) : proactor(p), fd(sock), op(p.make_operation()) {
+    op->on_complete = [this](aio::ProactorOperation& done) {
+      ++completions;
+      if (proactor.is_cancelled(done)) {
+        ++cancelled;
+        CHECK(done.data.empty());
+      } else if (done.error || done.data.empty()) {
+        ended = true;
+        error = done.error;
+        return;
+      }
+      data.append(done.data.data(), done.data.size());
+      if (looping) start();
+    };
+  }
+  void start() { proactor.recv(*op, fd, 256 * 1024); }
+};
+
+bool multishot_recv_here(aio::IoUringProactor& proactor) {
+  if (proactor.multishot_recv()) return true;
+  test::skip("io_uring: no multishot receive here (before 6.0, no buffer ring, or AIO_IO_URING_RECV=single)");
+  return false;
+}
+
+TEST_CASE("io_uring: a read loop's receives come from one multishot; a paused reader takes nothing more") {
+  auto proactor = make_proactor();
+  if (!proactor || !multishot_recv_here(*proactor)) return;
+  auto [a, b] = aio::Socket::socketpair();
+  ReadLoop reader(*proactor, static_cast<int>(b.fileno()));
+  // The first recv comes from outside a completion: a single receive; the
+  // loop's next ones share one multishot.
+  reader.start();
+  std::string expected;
+  for (int i = 0; i < 200; ++i) {
+    std::string message = "message " + std::to_string(i) + ";";
+    expected += message;
+    REQUIRE(a.try_send(message.data(), message.size()) == message.size());
+    drive(*proactor, [&] { return reader.data.size() == expected.size(); });
+  }
+  CHECK(reader.data == expected);
+  CHECK(proactor->multishot_recvs_armed() == 1u);
+
+  // Paused: the next completion does not start another recv. The
+  // multishot is cancelled at once, so the socket's own buffers fill and
+  // the writer is held back, as with no receive at all.
+  reader.looping = false;
+  int before = reader.completions;
+  REQUIRE(a.try_send("last;", 5) == 5u);
+  expected += "last;";
+  drive(*proactor, [&] { return reader.completions == before + 1; });
+  const std::string content = test::pattern(1 << 20);
+  std::size_t written = 0;
+  auto deadline = Clock::now() + std::chrono::seconds(5);
+  while (written < (64u << 20) && Clock::now() < deadline) {
+    auto n = a.try_send(content.data(), std::min<std::size_t>(content.size(), 65536));
+    if (!n) {
+      proactor->wait(1'000'000);  // anything the ring still takes, it takes now
+      if (!(n = a.try_send(content.data(), std::min<std::size_t>(content.size(), 65536)))) break;
+    }
+    expected.append(content.data(), *n);
+    written += *n;
+  }
+  MESSAGE("written while paused: " << written << " bytes");
+  CHECK(written < (8u << 20));
+  CHECK(reader.completions == before + 1);
+  CHECK(proactor->provided_buffers() <= 16u);
+
+  // Resumed: what was held, then what the socket kept, in order.
+  reader.looping = true;
+  reader.start();
+  drive(*proactor, [&] { return reader.data.size() == expected.size(); });
+  CHECK(reader.data == expected);
+  CHECK(reader.cancelled == 0);
+  // The end of the stream ends the loop and its multishot.
+  a.close();
+  drive(*proactor, [&] { return reader.ended; });
+  CHECK(reader.error == 0);
+  CHECK(proactor->in_flight() == 0);
+  CHECK(reader.op.use_count() == 1);  // the proactor holds nothing of it
+  proactor->close();
+}
+
+TEST_CASE("io_uring: cancel racing a read loop's multishot loses no byte and keeps the order") {
+  auto proactor = make_proactor();
+  if (!proactor || !multishot_recv_here(*proactor)) return;
+  auto [a, b] = aio::Socket::socketpair();
+  ReadLoop reader(*proactor, static_cast<int>(b.fileno()));
+  // Cancelled completions start again too: the loop keeps its multishot.
+  reader.op->on_complete = [&reader](aio::ProactorOperation& done) {
+    ++reader.completions;
+    if (reader.proactor.is_cancelled(done)) {
+      ++reader.cancelled;
+      CHECK(done.data.empty());
+    } else {
+      REQUIRE(done.error == 0);
+      REQUIRE_FALSE(done.data.empty());
+      reader.data.append(done.data.data(), done.data.size());
+    }
+    if (reader.looping) reader.start();
+  };
+  std::mt19937 random(4242);
+  std::string sent;
+  reader.start();
+  const int rounds = 3000;
+  auto deadline = Clock::now() + std::chrono::seconds(60);
+  for (int round = 0; round < rounds; ++round) {
+    REQUIRE(Clock::now() < deadline);
+    int order[3] = {0, 1, 2};
+    std::shuffle(std::begin(order), std::end(order), random);
+    for (int step : order) {
+      if (step == 0) {
+        char c = static_cast<char>('a' + sent.size() % 26);
+        if (a.try_send(&c, 1)) sent += c;
+      }
+      if (step == 1) proactor->cancel(*reader.op);
+      if (step == 2 || random() % 2) proactor->wait(0);
+    }
+  }
+  // Stop the loop: what the cancel ended, then what was held or left in
+  // the socket, read by receives from outside.
+  reader.looping = false;
+  proactor->cancel(*reader.op);
+  drive(*proactor, [&] { return !reader.op->in_flight(); });
+  while (reader.data.size() < sent.size()) {
+    REQUIRE(Clock::now() < deadline);
+    int expected = reader.completions + 1;
+    reader.start();
+    drive(*proactor, [&] { return reader.completions == expected; });
+  }
+  CHECK(reader.data == sent);
+  MESSAGE("cancelled " << reader.cancelled << " of " << reader.completions << " completions; "
+                       << proactor->multishot_recvs_armed() << " multishots armed for " << sent.size() << " bytes");
+  CHECK(proactor->multishot_recvs_armed() >= 1u);
+  proactor->cancel_all(b.fileno());
+  drive(*proactor, [&] { return reader.op.use_count() == 1; });
+  proactor->close();
+}
+
+TEST_CASE("io_uring: a paused read loop's multishot ends with cancel_all and with close(); nothing runs after") {
+  for (bool by_close : {false, true}) {
+    CAPTURE(by_close);
+    auto proactor = make_proactor();
+    if (!proactor || !multishot_recv_here(*proactor)) return;
+    auto [a, b] = aio::Socket::socketpair();
+    auto [c, d] = aio::Socket::socketpair();
+    ReadLoop reader(*proactor, static_cast<int>(b.fileno()));
+    reader.start();
+    REQUIRE(a.try_send("one", 3) == 3u);
+    drive(*proactor, [&] { return reader.completions == 1; });
+    REQUIRE(a.try_send("two", 3) == 3u);
+    drive(*proactor, [&] { return reader.completions == 2; });
+    REQUIRE(proactor->multishot_recvs_armed() == 1u);
+    // Paused with data arriving meanwhile: held, or left in the socket.
+    reader.looping = false;
+    REQUIRE(a.try_send("three", 5) == 5u);
+    drive(*proactor, [&] { return reader.completions == 3; });
+    REQUIRE(a.try_send("four", 4) == 4u);
+    for (int i = 0; i < 5; ++i) proactor->wait(1'000'000);
+    CHECK(reader.data == "onetwothree");
+    if (by_close) {
+      proactor->close();
+      CHECK(reader.op.use_count() == 1);
+    } else {
+      proactor->cancel_all(b.fileno());
+      drive(*proactor, [&] { return reader.op.use_count() == 1; });
+      // The operation serves another socket as any other would.
+      reader.fd = static_cast<int>(d.fileno());
+      reader.start();
+      REQUIRE(c.try_send("other", 5) == 5u);
+      drive(*proactor, [&] { return reader.completions == 4; });
+      CHECK(reader.data == "onetwothreeother");
+      CHECK(proactor->in_flight() == 0);
+      proactor->close();
+    }
+    CHECK(reader.completions == (by_close ? 3 : 4));
+  }
+}
+
+TEST_CASE("io_uring: a read loop that asks for less than a buffer, or another socket, leaves its multishot in order") {
+  auto proactor = make_proactor();
+  if (!proactor || !multishot_recv_here(*proactor)) return;
+  auto [a, b] = aio::Socket::socketpair();
+  auto [c, d] = aio::Socket::socketpair();
+  std::string got;
+  int completions = 0;
+  std::size_t next_max = 256 * 1024;
+  int next_fd = static_cast<int>(b.fileno());
+  Op op = proactor->make_operation();
+  op->on_complete = [&](aio::ProactorOperation& done) {
+    ++completions;
+    if (next_fd < 0 && proactor->is_cancelled(done)) return;  // cancel_all at the end
+    REQUIRE(done.error == 0);
+    got.append(done.data.data(), done.data.size());
+    if (next_fd >= 0) proactor->recv(done, next_fd, next_max);
+  };
+  proactor->recv(*op, b.fileno(), 256 * 1024);
+  REQUIRE(a.try_send("ab", 2) == 2u);
+  drive(*proactor, [&] { return completions == 1; });
+  REQUIRE(a.try_send("cd", 2) == 2u);
+  drive(*proactor, [&] { return completions == 2; });
+  REQUIRE(proactor->multishot_recvs_armed() == 1u);
+  // From here the loop asks for 1 byte at a time: its own receives, once
+  // the multishot ended.
+  next_max = 1;
+  REQUIRE(a.try_send("ef", 2) == 2u);
+  drive(*proactor, [&] { return completions == 3; });
+  REQUIRE(a.try_send("gh", 2) == 2u);
+  drive(*proactor, [&] { return completions == 5; });
+  CHECK(got == "abcdefgh");
+  // Then another socket, from the next completion on.
+  next_fd = static_cast<int>(d.fileno());
+  next_max = 256 * 1024;
+  REQUIRE(a.try_send("i", 1) == 1u);
+  drive(*proactor, [&] { return completions == 6; });
+  REQUIRE(c.try_send("xyz", 3) == 3u);
+  drive(*proactor, [&] { return completions == 7; });
+  CHECK(got == "abcdefghixyz");
+  CHECK(proactor->multishot_recvs_armed() == 2u);
+  next_fd = -1;
+  proactor->cancel_all(d.fileno());
+  drive(*proactor, [&] { return !op->in_flight() && op.use_count() == 1; });
+  proactor->close();
+}
+
+TEST_CASE("io_uring: read loops on 40 sockets with a 4-buffer ring run dry and go on; nothing lost") {
+  auto proactor = make_proactor({.max_buffers = 4});
+  if (!proactor || !multishot_recv_here(*proactor)) return;
+  constexpr int count = 40;
+  std::vector<std::pair<aio::Socket, aio::Socket>> pairs;
+  std::vector<std::unique_ptr<ReadLoop>> readers;
+  for (int i = 0; i < count; ++i) {
+    pairs.push_back(aio::Socket::socketpair());
+    readers.push_back(std::make_unique<ReadLoop>(*proactor, static_cast<int>(pairs[i].second.fileno())));
+    readers[i]->start();
+  }
+  std::vector<std::string> expected(count);
+  for (int round = 0; round < 20; ++round) {
+    for (int i = 0; i < count; ++i) {
+      std::string message = std::to_string(round) + ":" + std::to_string(i) + ";";
+      REQUIRE(pairs[i].first.try_send(message.data(), message.size()) == message.size());
+      expected[i] += message;
+    }
+    drive(*proactor, [&] {
+      for (int i = 0; i < count; ++i)
+        if (readers[i]->data.size() != expected[i].size()) return false;
+      return true;
+    });
+  }
+  for (int i = 0; i < count; ++i) CHECK(readers[i]->data == expected[i]);
+  CHECK(proactor->provided_buffers() <= 4u);
+  MESSAGE(proactor->multishot_recvs_armed() << " multishots armed for " << count << " read loops of 20 messages");
+  proactor->close();
+  for (auto& r : readers) CHECK(r->op.use_count() == 1);
+}
+
+TEST_CASE("io_uring: AIO_IO_URING_RECV=single serves a read loop with single receives") {
+  setenv("AIO_IO_URING_RECV", "single", 1);
+  auto proactor = make_proactor();
+  unsetenv("AIO_IO_URING_RECV");
+  if (!proactor) return;
+  CHECK_FALSE(proactor->multishot_recv());
+  auto [a, b] = aio::Socket::socketpair();
+  ReadLoop reader(*proactor, static_cast<int>(b.fileno()));
+  reader.start();
+  for (int i = 0; i < 10; ++i) {
+    REQUIRE(a.try_send("x", 1) == 1u);
+    drive(*proactor, [&] { return reader.data.size() == static_cast<std::size_t>(i + 1); });
+  }
+  CHECK(proactor->multishot_recvs_armed() == 0u);
+  proactor->close();
+}
+
 TEST_CASE("io_uring: an 8-entry SQ takes thousands of operations started at once") {
   auto proactor = make_proactor({.sq_entries = 8});
   if (!proactor) return;
