@@ -312,6 +312,10 @@ struct IoUringProactor::Impl {
     std::uint64_t user_data;
     std::int32_t res;
     std::uint32_t flags;
+    // The provided buffer the kernel picked, or -1.
+    int buffer() const noexcept {
+      return (flags & IORING_CQE_F_BUFFER) ? static_cast<int>(flags >> IORING_CQE_BUFFER_SHIFT) : -1;
+    }
   };
   Completion batch[reap_batch];
   io_uring_cqe* peeked[reap_batch];
@@ -522,21 +526,18 @@ struct IoUringProactor::Impl {
       op.data = {buffer_at(static_cast<unsigned>(buffer_id)), bytes};
     int lent = std::exchange(op.lent_buffer, -1);
     std::shared_ptr<ProactorOperation> self = IoUringProactor::mark_finished(op);
-    // Back to the kernel only after on_complete: op.data pointed into the
-    // received buffer until then (unless a send_received() keeps it), and
-    // a send's on_complete may still copy from the buffer it sent.
-    auto give_back = [&] {
-      op.current_buffer = -1;
-      if (buffer_id >= 0 && !std::exchange(op.buffer_lent, false)) return_buffer(static_cast<unsigned>(buffer_id));
-      if (lent >= 0) return_buffer(static_cast<unsigned>(lent));
-    };
-    // A multishot whose operation was not started again from on_complete
-    // (its reader paused, or left) would go on taking buffers: cancelled,
-    // what it posts meanwhile held.
     Op* outer = std::exchange(completing, &op);
     auto after = [&] {
       completing = outer;
-      give_back();
+      // Back to the kernel only after on_complete: op.data pointed into the
+      // received buffer until then (unless a send_received() keeps it), and
+      // a send's on_complete may still copy from the buffer it sent.
+      op.current_buffer = -1;
+      if (buffer_id >= 0 && !std::exchange(op.buffer_lent, false)) return_buffer(static_cast<unsigned>(buffer_id));
+      if (lent >= 0) return_buffer(static_cast<unsigned>(lent));
+      // A multishot whose operation was not started again from on_complete
+      // (its reader paused, or left) would go on taking buffers: cancelled,
+      // what it posts meanwhile held.
       if (op.multishot_live && !op.in_flight() && !closing) cancel_multishot(op);
     };
     try {
@@ -610,7 +611,7 @@ struct IoUringProactor::Impl {
     auto& op = *reinterpret_cast<Op*>(c.user_data & ~generation_mask);
     if (op.kind == Kind::accept_multishot) return handle_multishot(op, c);
     if (op.multishot_live) return handle_recv_multishot(op, c);
-    int buffer_id = (c.flags & IORING_CQE_F_BUFFER) ? static_cast<int>(c.flags >> IORING_CQE_BUFFER_SHIFT) : -1;
+    int buffer_id = c.buffer();
     if (closing) {
       if (op.kind == Kind::accept && op.step == Step::io && c.res >= 0) op.accepted(c.res);
       return finish(op, c.res < 0 ? -c.res : ECANCELED, 0, buffer_id);
@@ -835,7 +836,7 @@ struct IoUringProactor::Impl {
   }
 
   void handle_recv_multishot(Op& op, const Completion& c) {
-    int buffer_id = (c.flags & IORING_CQE_F_BUFFER) ? static_cast<int>(c.flags >> IORING_CQE_BUFFER_SHIFT) : -1;
+    int buffer_id = c.buffer();
     bool more = (c.flags & IORING_CQE_F_MORE) != 0;
     if (!more) op.multishot_live = false;
     // Data, the end of the stream or a socket error are results; ECANCELED,
