@@ -1,4 +1,4 @@
-// backends/spawn.hpp on POSIX: fork and exec (Windows: spawn_windows.cpp).
+// backends/spawn.hpp on POSIX: vfork and exec (Windows: spawn_windows.cpp).
 #include <backends/spawn.hpp>
 #include <backends/syscall.hpp>
 
@@ -76,6 +76,88 @@ void close_from(int low, const int* keep, std::size_t nkeep, int max_fd) {
   }
 }
 
+// Everything the child needs, made by the parent before the child exists:
+// between vfork and exec the child may not allocate, throw or write to
+// anything of the parent's but its own stack.
+struct ChildPlan {
+  const SpawnRequest* request;
+  const std::vector<std::string>* paths;  // exec candidates, in order
+  char* const* argv;
+  char* const* envp;
+  const int* keep;  // sorted descriptors above 2 that stay open
+  std::size_t nkeep;
+  int max_fd;
+  int err_write;  // close-on-exec: a successful exec closes it
+};
+
+// The child's side, on its own frame: a vfork child must never return into
+// the frame it shares with the parent, so this ends in exec or _exit.
+[[noreturn]] __attribute__((noinline)) void run_child(const ChildPlan& plan) {
+  const SpawnRequest& request = *plan.request;
+  for (int sig = 1; sig < NSIG; ++sig) {
+    if (sig == SIGKILL || sig == SIGSTOP) continue;
+    struct sigaction dfl {};
+    dfl.sa_handler = SIG_DFL;
+    sigaction(sig, &dfl, nullptr);
+  }
+  sigset_t none;
+  sigemptyset(&none);
+  pthread_sigmask(SIG_SETMASK, &none, nullptr);
+  if (request.start_new_session && setsid() == -1) child_fail(plan.err_write, errno, 2);
+  if (request.process_group && setpgid(0, *request.process_group) == -1) child_fail(plan.err_write, errno, 2);
+  // A source among 0..2 could be overwritten before it is copied: move
+  // such sources above 2 first.
+  int source[3];
+  for (int i = 0; i < 3; ++i) {
+    source[i] = static_cast<int>(request.stdio[i]);
+    if (source[i] >= 0 && source[i] < 3 && source[i] != i) {
+      source[i] = fcntl(source[i], F_DUPFD_CLOEXEC, 3);
+      if (source[i] == -1) child_fail(plan.err_write, errno, 2);
+    }
+  }
+  for (int i = 0; i < 3; ++i) {
+    if (source[i] < 0) continue;
+    if (source[i] == i) {
+      if (fcntl(i, F_SETFD, 0) == -1) child_fail(plan.err_write, errno, 2);
+    } else if (dup2(source[i], i) == -1) {
+      child_fail(plan.err_write, errno, 2);
+    }
+  }
+  if (request.stderr_to_stdout && dup2(1, 2) == -1) child_fail(plan.err_write, errno, 2);
+  for (int fd : request.pass_fds)
+    if (fcntl(fd, F_SETFD, 0) == -1) child_fail(plan.err_write, errno, 2);
+  close_from(3, plan.keep, plan.nkeep, plan.max_fd);
+  if (request.cwd && chdir(request.cwd->c_str()) == -1) child_fail(plan.err_write, errno, 1);
+  int error = ENOENT;
+  bool saw_eacces = false;
+  for (const std::string& path : *plan.paths) {
+    execve(path.c_str(), plan.argv, plan.envp);
+    if (errno == EACCES) saw_eacces = true;
+    // As execvp: keep looking on "not here"; anything else is the answer.
+    if (errno != ENOENT && errno != ENOTDIR && errno != EACCES) {
+      error = errno;
+      saw_eacces = false;
+      break;
+    }
+  }
+  child_fail(plan.err_write, saw_eacces ? EACCES : error, 0);
+}
+
+// vfork where it is the real thing: the child borrows the parent's memory
+// instead of copying its page tables, so a spawn costs the same from a
+// large process as from a small one (CPython's subprocess does the same
+// since 3.10). The calling thread waits until the child has exec'd or
+// exited; other threads run on. macOS deprecates vfork, so it forks.
+pid_t start_child(const ChildPlan& plan) {
+#ifdef __APPLE__
+  pid_t pid = fork();
+#else
+  pid_t pid = vfork();
+#endif
+  if (pid == 0) run_child(plan);
+  return pid;
+}
+
 }  // namespace
 
 SpawnedChild spawn(const SpawnRequest& request) {
@@ -83,7 +165,6 @@ SpawnedChild spawn(const SpawnRequest& request) {
   for (int fd : request.pass_fds)
     if (fd < 0) throw std::invalid_argument("subprocess: pass_fds holds a negative descriptor");
 
-  // Everything the child needs, made here: it must not allocate.
   std::vector<std::string> paths = candidates(request);
   std::vector<char*> argv;
   for (const std::string& arg : request.args) argv.push_back(const_cast<char*>(arg.c_str()));
@@ -103,64 +184,21 @@ SpawnedChild spawn(const SpawnRequest& request) {
   int max_fd = getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur < INT_MAX
                    ? static_cast<int>(limit.rlim_cur) - 1
                    : 65535;
-  const char* cwd = request.cwd ? request.cwd->c_str() : nullptr;
-  char* const* child_env = request.env ? envp.data() : environ;
+  const ChildPlan plan{.request = &request,
+                       .paths = &paths,
+                       .argv = argv.data(),
+                       .envp = request.env ? envp.data() : environ,
+                       .keep = keep.data(),
+                       .nkeep = keep.size(),
+                       .max_fd = max_fd,
+                       .err_write = err_write};
 
-  // Signals are blocked across fork so that no handler of ours runs in the
-  // child before its dispositions are reset.
+  // Signals are blocked across the start so that no handler of ours runs
+  // in the child before its dispositions are reset.
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
-  pid_t pid = fork();
-  if (pid == 0) {
-    for (int sig = 1; sig < NSIG; ++sig) {
-      if (sig == SIGKILL || sig == SIGSTOP) continue;
-      struct sigaction dfl {};
-      dfl.sa_handler = SIG_DFL;
-      sigaction(sig, &dfl, nullptr);
-    }
-    sigset_t none;
-    sigemptyset(&none);
-    pthread_sigmask(SIG_SETMASK, &none, nullptr);
-    if (request.start_new_session && setsid() == -1) child_fail(err_write, errno, 2);
-    if (request.process_group && setpgid(0, *request.process_group) == -1) child_fail(err_write, errno, 2);
-    // A source among 0..2 could be overwritten before it is copied: move
-    // such sources above 2 first.
-    int source[3];
-    for (int i = 0; i < 3; ++i) {
-      source[i] = static_cast<int>(request.stdio[i]);
-      if (source[i] >= 0 && source[i] < 3 && source[i] != i) {
-        source[i] = fcntl(source[i], F_DUPFD_CLOEXEC, 3);
-        if (source[i] == -1) child_fail(err_write, errno, 2);
-      }
-    }
-    for (int i = 0; i < 3; ++i) {
-      if (source[i] < 0) continue;
-      if (source[i] == i) {
-        if (fcntl(i, F_SETFD, 0) == -1) child_fail(err_write, errno, 2);
-      } else if (dup2(source[i], i) == -1) {
-        child_fail(err_write, errno, 2);
-      }
-    }
-    if (request.stderr_to_stdout && dup2(1, 2) == -1) child_fail(err_write, errno, 2);
-    for (int fd : request.pass_fds)
-      if (fcntl(fd, F_SETFD, 0) == -1) child_fail(err_write, errno, 2);
-    close_from(3, keep.data(), keep.size(), max_fd);
-    if (cwd && chdir(cwd) == -1) child_fail(err_write, errno, 1);
-    int error = ENOENT;
-    bool saw_eacces = false;
-    for (const std::string& path : paths) {
-      execve(path.c_str(), argv.data(), child_env);
-      if (errno == EACCES) saw_eacces = true;
-      // As execvp: keep looking on "not here"; anything else is the answer.
-      if (errno != ENOENT && errno != ENOTDIR && errno != EACCES) {
-        error = errno;
-        saw_eacces = false;
-        break;
-      }
-    }
-    child_fail(err_write, saw_eacces ? EACCES : error, 0);
-  }
+  pid_t pid = start_child(plan);
   int fork_error = errno;
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
   close_fd(err_write);

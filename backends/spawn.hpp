@@ -1,8 +1,8 @@
 // Private: starting a child process and learning how it ended, for
 // process/'s subprocess transport, which is written once over these calls.
-// POSIX (backends/spawn.cpp): fork and exec; everything the child does
-// between them is async-signal-safe and allocation-free: the parent
-// prepares it all. Windows (backends/spawn_windows.cpp): CreateProcessW,
+// POSIX (backends/spawn.cpp): vfork (fork on macOS) and exec; everything
+// the child does between them is async-signal-safe, allocation-free and
+// touches only its own stack: the parent prepares it all. Windows (backends/spawn_windows.cpp): CreateProcessW,
 // and the process handle, which the loop waits on.
 #pragma once
 
@@ -64,7 +64,7 @@ struct SpawnedChild {
   bool new_group = false;
 };
 
-// Forks and execs. The child starts with an empty signal mask and every
+// Starts the child and execs. The child starts with an empty signal mask and every
 // signal at its default disposition, and inherits no descriptor but 0, 1, 2
 // and pass_fds. If the child cannot exec (no such program, not executable,
 // a bad cwd, ...) the call reaps it and throws std::system_error with the
