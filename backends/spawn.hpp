@@ -2,8 +2,9 @@
 // process/'s subprocess transport, which is written once over these calls.
 // POSIX (backends/spawn.cpp): vfork (fork on macOS) and exec; everything
 // the child does between them is async-signal-safe, allocation-free and
-// touches only its own stack: the parent prepares it all. Windows (backends/spawn_windows.cpp): CreateProcessW,
-// and the process handle, which the loop waits on.
+// touches only its own stack: the parent prepares it all. Windows
+// (backends/spawn_windows.cpp): CreateProcessW, and the process handle,
+// which the loop waits on.
 #pragma once
 
 #include <core/fd.hpp>
@@ -64,9 +65,9 @@ struct SpawnedChild {
   bool new_group = false;
 };
 
-// Starts the child and execs. The child starts with an empty signal mask and every
-// signal at its default disposition, and inherits no descriptor but 0, 1, 2
-// and pass_fds. If the child cannot exec (no such program, not executable,
+// Starts the child, which execs `program`. It starts with an empty signal
+// mask and every signal at its default disposition, and inherits no
+// descriptor but 0, 1, 2 and pass_fds. If the child cannot exec (no such program, not executable,
 // a bad cwd, ...) the call reaps it and throws std::system_error with the
 // child's errno, naming the program (or the cwd); nothing is left behind.
 // std::invalid_argument for an empty program or argument list, a NUL
