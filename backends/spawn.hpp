@@ -67,9 +67,10 @@ struct SpawnedChild {
 
 // Starts the child, which execs `program`. It starts with an empty signal
 // mask and every signal at its default disposition, and inherits no
-// descriptor but 0, 1, 2 and pass_fds. If the child cannot exec (no such program, not executable,
-// a bad cwd, ...) the call reaps it and throws std::system_error with the
-// child's errno, naming the program (or the cwd); nothing is left behind.
+// descriptor but 0, 1, 2 and pass_fds. If the child cannot exec (no such
+// program, not executable, a bad cwd, ...) the call reaps it and throws
+// std::system_error with the child's errno, naming the program (or the
+// cwd); nothing is left behind.
 // std::invalid_argument for an empty program or argument list, a NUL
 // inside a string, a negative pass_fds entry.
 SpawnedChild spawn(const SpawnRequest& request);
